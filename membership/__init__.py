@@ -1,0 +1,122 @@
+"""Classgate: the gate in front of a school class's parent group chat."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+
+from . import config as settings
+from . import db
+from .extensions import csrf, limiter
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask app; `config` overrides settings read from the environment."""
+    app = Flask(
+        __name__,
+        template_folder=str(settings.ROOT / "templates"),
+        static_folder=str(settings.ROOT / "static"),
+        instance_path=str(settings.INSTANCE),
+        instance_relative_config=False,
+    )
+    app.config.from_mapping(settings.from_env())
+    if config:
+        app.config.update(config)
+    settings.check(app.config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    limiter.init_app(app)
+
+    from .account import bp as account_bp
+    from .invite import bp as invite_bp
+    from .join import bp as join_bp
+    from .web import bp as web_bp
+
+    app.register_blueprint(web_bp)
+    app.register_blueprint(join_bp)
+    app.register_blueprint(invite_bp)
+    app.register_blueprint(account_bp)
+
+    from .cli import register
+
+    register(app)
+    _security_headers(app)
+    _error_pages(app)
+    if app.config["MAIL_SEND_INLINE"]:
+        _send_mail_after_requests(app)
+    return app
+
+
+def _security_headers(app: Flask) -> None:
+    @app.after_request
+    def add_headers(response):
+        # Chrome applies form-action to the redirect after a POST, and redeeming an invite
+        # redirects to the chat platform, so forms may post to us and be redirected over https.
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https:",
+        )
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        # Token-bearing URLs must never leak to another site, so no page sends a referrer.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.endpoint and request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template("errors/csrf.html"), 400
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return render_template("errors/404.html"), 404
+
+    @app.errorhandler(405)
+    def not_allowed(error):
+        return render_template("errors/404.html"), 405
+
+    @app.errorhandler(413)
+    def too_large(error):
+        return render_template("errors/generic.html", title="That was too large",
+                               message="What you sent was too large. Go back and try again."), 413
+
+    @app.errorhandler(429)
+    def too_many(error):
+        return render_template("errors/429.html"), 429
+
+    @app.errorhandler(500)
+    def server_error(error):
+        return render_template("errors/generic.html", title="Sorry, something went wrong",
+                               message="Nothing you entered has been lost. Please try again in a few minutes."), 500
+
+
+def _send_mail_after_requests(app: Flask) -> None:
+    """In development, deliver queued mail in a background thread after each response."""
+    from . import mail
+
+    lock = threading.Lock()
+
+    def deliver() -> None:
+        if not lock.acquire(blocking=False):
+            return
+        try:
+            with app.app_context(), db.session_scope() as session:
+                mail.send_pending(session)
+        finally:
+            lock.release()
+
+    @app.after_request
+    def kick(response):
+        if request.method not in db.READ_METHODS or request.endpoint == "join.verify_email":
+            response.call_on_close(lambda: threading.Thread(target=deliver, daemon=True).start())
+        return response

@@ -1,0 +1,130 @@
+"""Printed enrolment codes: generation, normalisation, lookup and use reservation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from .models import Child, EnrolmentCode, Membership, Status, utcnow
+
+# Crockford base32: no I, L, O or U, so a code read aloud or from paper is hard to misread.
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 12  # 60 bits
+_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+class CodeRefused(Exception):
+    """The code is wrong, unknown, revoked or has no uses left (deliberately not said which)."""
+
+
+def generate() -> str:
+    """A fresh random code in its canonical 12-character form."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def display(code: str) -> str:
+    """Format a canonical code as XXXX-XXXX-XXXX for letters and screens."""
+    return "-".join(code[i : i + 4] for i in range(0, CODE_LENGTH, 4))
+
+
+def normalise(raw: str) -> str | None:
+    """Canonicalise what a parent typed; None if it cannot be a code at all."""
+    cleaned = "".join(ch for ch in raw.upper() if not ch.isspace() and ch not in "-–—.")
+    cleaned = cleaned.translate(_CONFUSABLE)
+    if len(cleaned) != CODE_LENGTH or any(ch not in ALPHABET for ch in cleaned):
+        return None
+    return cleaned
+
+
+def code_hmac(code: str) -> str:
+    """The only stored form of a code: HMAC-SHA256 under the server's code key."""
+    key = current_app.config["CODE_HMAC_KEY"].encode()
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+
+
+def issue_code(session: Session, child: Child, uses_allowed: int = 2) -> str:
+    """Give a child a new code, revoking any earlier one; return the code (shown once)."""
+    now = utcnow()
+    session.exec(
+        update(EnrolmentCode)
+        .where(EnrolmentCode.child_id == child.id, EnrolmentCode.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    code = generate()
+    session.add(EnrolmentCode(child_id=child.id, code_hmac=code_hmac(code), uses_allowed=uses_allowed))
+    session.flush()
+    return code
+
+
+def find(session: Session, raw: str, group_id: int) -> EnrolmentCode:
+    """Look up a typed code for a group; raise CodeRefused for anything unusable."""
+    code = normalise(raw or "")
+    # Hash even malformed input so a wrong guess costs the same time as a right one.
+    digest = code_hmac(code or "0" * CODE_LENGTH)
+    row = session.exec(
+        select(EnrolmentCode)
+        .join(Child, Child.id == EnrolmentCode.child_id)
+        .where(EnrolmentCode.code_hmac == digest, Child.group_id == group_id)
+    ).first()
+    if code is None or row is None or not hmac.compare_digest(row.code_hmac, digest):
+        raise CodeRefused()
+    if row.revoked_at is not None:
+        raise CodeRefused()
+    release_stale(session, row.id)
+    if row.uses_taken >= row.uses_allowed:
+        raise CodeRefused()
+    return row
+
+
+def reserve_use(session: Session, code_id: int) -> None:
+    """Take one use of a code atomically, or raise CodeRefused if none is left.
+
+    The conditional UPDATE is the whole guarantee: PostgreSQL re-checks the WHERE clause after
+    waiting on a concurrent writer's row lock, and SQLite runs writers one at a time.
+    """
+    release_stale(session, code_id)
+    result = session.exec(
+        update(EnrolmentCode)
+        .where(
+            EnrolmentCode.id == code_id,
+            EnrolmentCode.revoked_at.is_(None),
+            EnrolmentCode.uses_taken < EnrolmentCode.uses_allowed,
+        )
+        .values(uses_taken=EnrolmentCode.uses_taken + 1)
+    )
+    if result.rowcount != 1:
+        raise CodeRefused()
+
+
+def release_stale(session: Session, code_id: int | None = None) -> int:
+    """Give back the uses held by starts whose email was not verified in time; return how many."""
+    cutoff = utcnow() - timedelta(hours=current_app.config["RESERVATION_HOURS"])
+    query = select(Membership.id, Membership.code_id).where(
+        Membership.status == Status.DETAILS_GIVEN,
+        Membership.holds_code_use.is_(True),
+        Membership.created_at < cutoff,
+    )
+    if code_id is not None:
+        query = query.where(Membership.code_id == code_id)
+    released = 0
+    for membership_id, held_code_id in session.exec(query).all():
+        # Only the writer whose UPDATE flips the row gives the use back, so it is never returned twice.
+        flipped = session.exec(
+            update(Membership)
+            .where(Membership.id == membership_id, Membership.status == Status.DETAILS_GIVEN)
+            .values(status=Status.EXPIRED, holds_code_use=False, ended_at=utcnow(), updated_at=utcnow())
+        )
+        if flipped.rowcount == 1 and held_code_id is not None:
+            session.exec(
+                update(EnrolmentCode)
+                .where(EnrolmentCode.id == held_code_id, EnrolmentCode.uses_taken > 0)
+                .values(uses_taken=EnrolmentCode.uses_taken - 1)
+            )
+            released += 1
+    return released

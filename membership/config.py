@@ -1,0 +1,79 @@
+"""Settings read from the environment, with safe defaults for development."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+# Secrets shorter than this are refused outside development and testing.
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """Raised when the settings are unsafe to run with."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    """Read a yes/no environment value."""
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_env(environ: dict[str, str] | None = None) -> dict:
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if environ is None else environ
+    mode = env.get("CLASSGATE_ENV", "development")
+    dev = mode in {"development", "testing"}
+    instance = Path(env.get("CLASSGATE_INSTANCE", INSTANCE))
+    return {
+        "ENV_NAME": mode,
+        "TESTING": mode == "testing",
+        "SECRET_KEY": env.get("SECRET_KEY", "dev-secret-key-change-me-for-production!!" if dev else ""),
+        # Codes are stored only as HMAC-SHA256 under this key: rotating it voids every code.
+        "CODE_HMAC_KEY": env.get("CODE_HMAC_KEY", "dev-code-key-change-me-for-production!!!" if dev else ""),
+        "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{instance / 'classgate.db'}"),
+        "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE", "5")),
+        "DB_MAX_OVERFLOW": int(env.get("DB_MAX_OVERFLOW", "5")),
+        "BASE_URL": env.get("BASE_URL", f"http://127.0.0.1:{env.get('PORT', '5000')}"),
+        "INSTANCE_DIR": str(instance),
+        "OUTBOX_DIR": env.get("OUTBOX_DIR", str(instance / "outbox")),
+        "MAIL_FROM": env.get("MAIL_FROM", "Classgate <no-reply@classgate.invalid>"),
+        "SMTP_HOST": env.get("SMTP_HOST", ""),
+        "SMTP_PORT": int(env.get("SMTP_PORT", "587")),
+        "SMTP_USER": env.get("SMTP_USER", ""),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS"), True),
+        # In development every message is written as an .eml file; in production it goes by SMTP.
+        "MAIL_WRITE_FILES": _bool(env.get("MAIL_WRITE_FILES"), dev),
+        # Deliver queued mail straight after each request (development convenience).
+        "MAIL_SEND_INLINE": _bool(env.get("MAIL_SEND_INLINE"), mode == "development"),
+        "MAIL_MAX_ATTEMPTS": int(env.get("MAIL_MAX_ATTEMPTS", "8")),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "CODE_LIMIT_PER_CLIENT": env.get("CODE_LIMIT_PER_CLIENT", "10 per minute;40 per hour"),
+        "CODE_LIMIT_PER_GROUP": env.get("CODE_LIMIT_PER_GROUP", "120 per hour"),
+        "MAIL_LIMIT_PER_CLIENT": env.get("MAIL_LIMIT_PER_CLIENT", "5 per minute;20 per hour"),
+        "INVITE_MAX_AGE_HOURS": int(env.get("INVITE_MAX_AGE_HOURS", "72")),
+        "CARER_INVITATION_DAYS": int(env.get("CARER_INVITATION_DAYS", "7")),
+        "RESERVATION_HOURS": int(env.get("RESERVATION_HOURS", "24")),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": not dev,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session cookie
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    }
+
+
+def check(config: dict) -> None:
+    """Refuse to start with weak secrets outside development and testing."""
+    if config["ENV_NAME"] in {"development", "testing"}:
+        return
+    for name in ("SECRET_KEY", "CODE_HMAC_KEY"):
+        if len(config.get(name) or "") < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{name} must be set to at least {MIN_SECRET_LENGTH} random characters")
+    if config["BASE_URL"].startswith("http://") and "127.0.0.1" not in config["BASE_URL"]:
+        raise ConfigError("BASE_URL must use https outside development")

@@ -1,0 +1,152 @@
+"""One-time invites into the group chat: issue, inspect, redeem exactly once, revoke."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from . import ledger, mail, tokens
+from .models import Group, Invite, Membership, Person, Status, utcnow
+from .states import move
+from .urls import external_url
+
+
+class InviteUnusable(Exception):
+    """The invite cannot open the group; reason is one of invalid, used, expired, revoked."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ChatNotReady(Exception):
+    """The group's moderators have not set a chat link yet; the invite is kept."""
+
+
+@dataclass
+class LoadedInvite:
+    """An invite with the rows a page about it needs."""
+
+    invite: Invite
+    membership: Membership
+    group: Group
+
+
+def issue(session: Session, membership: Membership, *, actor: str, channel: str) -> str:
+    """Issue a new invite (revoking any open one), email it, and return its token."""
+    now = utcnow()
+    _revoke_open(session, membership.id, now)
+    nonce, nonce_hash = tokens.new_nonce()
+    invite = Invite(
+        membership_id=membership.id,
+        nonce_hash=nonce_hash,
+        issued_at=now,
+        expires_at=now + tokens.lifetime("invite"),
+    )
+    session.add(invite)
+    session.flush()
+    token = tokens.issue("invite", {"i": invite.id, "n": nonce})
+    move(membership, Status.INVITED)
+    session.add(membership)
+    group = session.get(Group, membership.group_id)
+    person = session.get(Person, membership.person_id)
+    ledger.append(
+        session, group.school_id, "invite_issue", actor=actor, channel=channel, person_ref=person.ref,
+        group_id=group.id, child_id=membership.child_id, membership_id=membership.id,
+        detail={"invite_id": invite.id, "expires_at": invite.expires_at.isoformat()},
+    )
+    mail.queue(
+        session, person.email, "invite", kind="invite", person_id=person.id, group=group, person=person,
+        link=external_url("invite.show_invite", token=token),
+        hours=int(tokens.lifetime("invite") / timedelta(hours=1)),
+    )
+    return token
+
+
+def _revoke_open(session: Session, membership_id: int, now) -> int:
+    result = session.exec(
+        update(Invite)
+        .where(Invite.membership_id == membership_id, Invite.used_at.is_(None), Invite.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount
+
+
+def _state(invite: Invite, membership: Membership) -> str:
+    if invite.used_at is not None:
+        return "used"
+    if invite.revoked_at is not None or membership.status != Status.INVITED:
+        return "revoked"
+    if invite.expires_at <= utcnow():
+        return "expired"
+    return "valid"
+
+
+def load(session: Session, token: str) -> LoadedInvite:
+    """Find the invite a token names; raise InviteUnusable unless it can still be redeemed."""
+    try:
+        payload = tokens.load("invite", token)
+    except tokens.TokenExpired as exc:
+        raise InviteUnusable("expired") from exc
+    except tokens.TokenInvalid as exc:
+        raise InviteUnusable("invalid") from exc
+    invite = session.get(Invite, payload["i"]) if isinstance(payload.get("i"), int) else None
+    if invite is None or not tokens.nonce_matches(payload.get("n"), invite.nonce_hash):
+        raise InviteUnusable("invalid")
+    membership = session.get(Membership, invite.membership_id)
+    state = _state(invite, membership)
+    if state != "valid":
+        raise InviteUnusable(state)
+    return LoadedInvite(invite, membership, session.get(Group, membership.group_id))
+
+
+def redeem(session: Session, token: str) -> str:
+    """Use an invite exactly once and return the group's current chat link.
+
+    The conditional UPDATE decides the winner: of any number of simultaneous clicks, one
+    changes the row and the rest see it already used.
+    """
+    loaded = load(session, token)
+    if not loaded.group.chat_url:
+        raise ChatNotReady()
+    now = utcnow()
+    result = session.exec(
+        update(Invite)
+        .where(
+            Invite.id == loaded.invite.id,
+            Invite.used_at.is_(None),
+            Invite.revoked_at.is_(None),
+            Invite.expires_at > now,
+        )
+        .values(used_at=now)
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        raise InviteUnusable("used")
+    membership = session.get(Membership, loaded.membership.id, populate_existing=True)
+    move(membership, Status.LINK_USED)
+    session.add(membership)
+    person = session.get(Person, membership.person_id)
+    ledger.append(
+        session, loaded.group.school_id, "invite_redeem", actor=f"person:{person.ref}", channel="web",
+        person_ref=person.ref, group_id=loaded.group.id, child_id=membership.child_id,
+        membership_id=membership.id, detail={"invite_id": loaded.invite.id},
+    )
+    return loaded.group.chat_url
+
+
+def revoke(session: Session, membership: Membership, *, actor: str, channel: str) -> int:
+    """Revoke every open invite of a membership; return how many were open."""
+    count = _revoke_open(session, membership.id, utcnow())
+    if count:
+        group = session.get(Group, membership.group_id)
+        person = session.get(Person, membership.person_id)
+        ledger.append(
+            session, group.school_id, "invite_revoke", actor=actor, channel=channel, person_ref=person.ref,
+            group_id=group.id, child_id=membership.child_id, membership_id=membership.id,
+            detail={"revoked": count},
+        )
+    return count

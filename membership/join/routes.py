@@ -1,0 +1,280 @@
+"""Thin views for the parent journey; the rules live in membership.journey."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+
+from .. import codes, journey, policies, tokens
+from ..db import get_session, writes_on_get
+from ..extensions import limiter
+from ..models import CarerInvitation, Child, Group, Membership, School, Status, Verification
+from ..schools import group_by_slug
+from ..states import IllegalTransition
+from . import bp
+from .forms import AgreeForm, CodeForm, ConfirmForm, DetailsForm, NoCodeForm
+
+CODE_REFUSED = (
+    "That code was not accepted. Check it against the school letter: it is 12 letters and numbers, "
+    "like ABCD-EFGH-JKMN. If it still does not work, it may already have been used by the carers "
+    "it allows, so ask the school office for a new one, or join without a code."
+)
+
+
+def _only_failures(response) -> bool:
+    """Count a code attempt against the limits only when it was refused."""
+    return response.status_code != 303
+
+
+def _group_key() -> str:
+    return f"group:{request.view_args.get('slug', '')}"
+
+
+def _client_limit() -> str:
+    return current_app.config["CODE_LIMIT_PER_CLIENT"]
+
+
+def _group_limit() -> str:
+    return current_app.config["CODE_LIMIT_PER_GROUP"]
+
+
+def _mail_limit() -> str:
+    return current_app.config["MAIL_LIMIT_PER_CLIENT"]
+
+
+def load_group(slug: str) -> tuple[Group, School]:
+    """The group a join URL names, with its school; 404 when there is none."""
+    group = group_by_slug(get_session(), slug)
+    if group is None:
+        abort(404)
+    return group, get_session().get(School, group.school_id)
+
+
+def _journey(group: Group) -> dict:
+    """This browser's progress through this group's journey (a signed cookie)."""
+    data = session.get("journey") or {}
+    return data if data.get("g") == group.id else {}
+
+
+def _save_journey(group: Group, **values) -> None:
+    session["journey"] = {"g": group.id, **values}
+
+
+def _membership(group: Group) -> Membership | None:
+    membership_id = _journey(group).get("mid")
+    membership = get_session().get(Membership, membership_id) if membership_id else None
+    return membership if membership is not None and membership.group_id == group.id else None
+
+
+def _next_step(group: Group, membership: Membership):
+    """Where a parent who has got this far belongs."""
+    status = Status(membership.status)
+    if status == Status.DETAILS_GIVEN:
+        return redirect(url_for(".check_email", slug=group.slug))
+    if status == Status.EMAIL_VERIFIED:
+        return redirect(url_for(".agree", slug=group.slug))
+    if status == Status.PENDING_APPROVAL:
+        return redirect(url_for(".waiting", slug=group.slug))
+    return redirect(url_for(".done", slug=group.slug))
+
+
+@bp.route("/<slug>", methods=["GET", "POST"])
+@limiter.limit(_client_limit, methods=["POST"], deduct_when=_only_failures)
+@limiter.limit(_group_limit, key_func=_group_key, methods=["POST"], deduct_when=_only_failures)
+def join_group(slug: str):
+    """Step 1 and 2: the group's join page, taking the code from the school letter."""
+    group, school = load_group(slug)
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            code = codes.find(get_session(), form.code.data, group.id)
+        except codes.CodeRefused:
+            form.code.errors.append(CODE_REFUSED)
+        else:
+            _save_journey(group, m=Verification.CODE.value, c=code.id)
+            return redirect(url_for(".your_details", slug=slug), 303)
+    status = 400 if form.errors else 200
+    return render_template("join/join_group.html", group=group, school=school, form=form), status
+
+
+@bp.route("/<slug>/no-code", methods=["GET", "POST"])
+@limiter.limit(_client_limit, methods=["POST"])
+def no_code(slug: str):
+    """Step 2 without a code: name the child; a moderator will check before any invite."""
+    group, school = load_group(slug)
+    form = NoCodeForm()
+    if form.validate_on_submit():
+        _save_journey(group, m=Verification.NONE.value, n=form.child_name.cleaned)
+        return redirect(url_for(".your_details", slug=slug), 303)
+    status = 400 if form.errors else 200
+    return render_template("join/no_code.html", group=group, school=school, form=form), status
+
+
+@bp.route("/<slug>/invitation/<token>")
+def use_invitation(slug: str, token: str):
+    """A personal invitation link from the school: checked here, used up at the details step."""
+    group, school = load_group(slug)
+    reason = "invalid"
+    try:
+        payload = tokens.load("carer-invitation", token)
+        invitation = get_session().get(CarerInvitation, payload.get("c")) if isinstance(payload.get("c"), int) else None
+        child = get_session().get(Child, invitation.child_id) if invitation else None
+        if invitation and child and child.group_id == group.id and tokens.nonce_matches(payload.get("n"), invitation.nonce_hash):
+            if invitation.used_at is None and invitation.revoked_at is None:
+                _save_journey(group, m=Verification.INVITATION.value, i=invitation.id)
+                return redirect(url_for(".your_details", slug=slug))
+            reason = "used"
+    except tokens.TokenExpired:
+        reason = "expired"
+    except tokens.TokenInvalid:
+        reason = "invalid"
+    return render_template("join/invitation_unusable.html", group=group, school=school, reason=reason), 410
+
+
+@bp.route("/<slug>/details", methods=["GET", "POST"])
+def your_details(slug: str):
+    """Step 3: name, relationship, email and optional mobile; the code use is taken here."""
+    group, school = load_group(slug)
+    progress = _journey(group)
+    if not progress.get("m"):
+        flash("Start by entering the code from the school letter, or choose to join without a code.")
+        return redirect(url_for(".join_group", slug=slug))
+    db = get_session()
+    invitation = db.get(CarerInvitation, progress["i"]) if progress.get("i") else None
+    form = DetailsForm()
+    if invitation is not None and request.method == "GET":
+        form.email.data = invitation.email
+    if form.validate_on_submit():
+        proof = journey.Proof(
+            Verification(progress["m"]), code_id=progress.get("c"), invitation_id=progress.get("i"),
+            claimed_child_name=progress.get("n"),
+        )
+        email = invitation.email if invitation is not None else form.email.cleaned
+        try:
+            membership = journey.start(
+                db, group, proof, name=form.name.cleaned, relationship=form.relationship.data,
+                email=email, mobile=form.mobile.cleaned,
+            )
+        except codes.CodeRefused:
+            db.rollback()
+            session.pop("journey", None)
+            flash(CODE_REFUSED, "error")
+            return redirect(url_for(".join_group", slug=slug), 303)
+        except journey.InvitationUnusable:
+            db.rollback()
+            session.pop("journey", None)
+            return render_template("join/invitation_unusable.html", group=group, school=school, reason="used"), 410
+        except journey.AlreadyStarted as started:
+            # Say nothing to this browser about that email; tell the mailbox's owner instead.
+            journey.send_continue(db, group, started.membership)
+            db.commit()
+            _save_journey(group, sent_to=email)
+            return redirect(url_for(".check_email", slug=slug), 303)
+        db.commit()
+        _save_journey(group, mid=membership.id, sent_to=email)
+        return _next_step(group, membership)
+    status = 400 if form.errors else 200
+    return render_template(
+        "join/your_details.html", group=group, school=school, form=form, invitation=invitation,
+        proof=progress,
+    ), status
+
+
+@bp.route("/<slug>/check-email", methods=["GET", "POST"])
+@limiter.limit(_mail_limit, methods=["POST"])
+def check_email(slug: str):
+    """'We've sent you a link': the only way on is the link in the email."""
+    group, school = load_group(slug)
+    progress = _journey(group)
+    if not progress.get("sent_to"):
+        return redirect(url_for(".join_group", slug=slug))
+    form = ConfirmForm()
+    membership = _membership(group)
+    if form.validate_on_submit() and membership is not None and membership.status == Status.DETAILS_GIVEN:
+        db = get_session()
+        journey.send_verification(db, group, membership, db.get(journey.Person, membership.person_id))
+        db.commit()
+        flash("We have sent the email again.")
+        return redirect(url_for(".check_email", slug=slug), 303)
+    return render_template(
+        "join/check_email.html", group=group, school=school, form=form, email=progress["sent_to"],
+        can_resend=membership is not None and membership.status == Status.DETAILS_GIVEN,
+    )
+
+
+@bp.route("/verify/<token>")
+@writes_on_get
+def verify_email(token: str):
+    """The link in the 'confirm your email' message; it also carries the parent on to agree."""
+    db = get_session()
+    try:
+        membership = journey.verify_email(db, token)
+    except tokens.TokenExpired:
+        return render_template("join/link_problem.html", reason="expired"), 410
+    except tokens.TokenInvalid:
+        return render_template("join/link_problem.html", reason="invalid"), 404
+    except IllegalTransition:
+        return render_template("join/link_problem.html", reason="expired"), 410
+    db.commit()
+    group = db.get(Group, membership.group_id)
+    _save_journey(group, mid=membership.id, sent_to="your email")
+    return _next_step(group, membership)
+
+
+@bp.route("/<slug>/agree", methods=["GET", "POST"])
+def agree(slug: str):
+    """Step 4: both full texts on the page and two separate, unticked statements."""
+    group, school = load_group(slug)
+    membership = _membership(group)
+    if membership is None:
+        flash("Start by entering the code from the school letter, or choose to join without a code.")
+        return redirect(url_for(".join_group", slug=slug))
+    if membership.status == Status.DETAILS_GIVEN:
+        flash("Confirm your email address first: open the link we emailed you.", "error")
+        return redirect(url_for(".check_email", slug=slug))
+    if membership.status != Status.EMAIL_VERIFIED:
+        return _next_step(group, membership)
+    db = get_session()
+    coc, notice = journey.current_documents(db, school.id)
+    form = AgreeForm()
+    if form.validate_on_submit():
+        try:
+            agreed = journey.agree(db, membership, form.coc_version.data, form.notice_version.data)
+        except journey.PolicyChanged:
+            db.rollback()
+            flash("The documents were updated while you were reading. Please read the new versions below.", "error")
+            return redirect(url_for(".agree", slug=slug), 303)
+        db.commit()
+        if agreed.invite_token:
+            return redirect(url_for("invite.show_invite", token=agreed.invite_token), 303)
+        return redirect(url_for(".waiting", slug=slug), 303)
+    form.coc_version.data, form.notice_version.data = coc.id, notice.id
+    status = 400 if form.errors else 200
+    return render_template(
+        "join/agree.html", group=group, school=school, form=form, coc=coc, notice=notice,
+        coc_html=policies.render(coc.text), notice_html=policies.render(notice.text),
+        coc_statement=policies.agreement_statement(coc), notice_statement=policies.agreement_statement(notice),
+    ), status
+
+
+@bp.route("/<slug>/waiting")
+def waiting(slug: str):
+    """Waiting for a moderator to approve the request."""
+    group, school = load_group(slug)
+    membership = _membership(group)
+    if membership is None:
+        return redirect(url_for(".join_group", slug=slug))
+    if membership.status != Status.PENDING_APPROVAL:
+        return _next_step(group, membership)
+    return render_template("join/waiting.html", group=group, school=school, membership=membership)
+
+
+@bp.route("/<slug>/done")
+def done(slug: str):
+    """Where a parent lands when they come back after the journey is over."""
+    group, school = load_group(slug)
+    membership = _membership(group)
+    if membership is None:
+        return redirect(url_for(".join_group", slug=slug))
+    if membership.status in (Status.DETAILS_GIVEN, Status.EMAIL_VERIFIED, Status.PENDING_APPROVAL):
+        return _next_step(group, membership)
+    return render_template("join/done.html", group=group, school=school, membership=membership)

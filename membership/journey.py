@@ -1,0 +1,275 @@
+"""The parent journey as domain operations: start, verify email, agree, approve.
+
+Each function changes one membership along TRANSITIONS, writes its ledger entries and queues
+the emails the step promises. None of them knows about requests or pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from . import codes, invites, ledger, mail, policies, tokens
+from .models import (
+    CarerInvitation,
+    Child,
+    DocumentKind,
+    Group,
+    GroupModerator,
+    Membership,
+    Person,
+    PolicyVersion,
+    Status,
+    User,
+    Verification,
+    utcnow,
+)
+from .states import ENDED, IllegalTransition, move, person_actor
+from .urls import external_url
+
+class AlreadyStarted(Exception):
+    """This email already has a live membership in the group."""
+
+    def __init__(self, membership: Membership) -> None:
+        super().__init__(membership.id)
+        self.membership = membership
+
+
+class InvitationUnusable(Exception):
+    """A personal invitation is used, revoked, expired or for another group."""
+
+
+class PolicyChanged(Exception):
+    """A newer version was published while the parent was reading the agree page."""
+
+
+class NotReady(Exception):
+    """The parent tried a step before the one it depends on (e.g. agree before verifying email)."""
+
+
+@dataclass
+class Proof:
+    """How a parent showed they have a child in the class, carried from step 2 to step 3."""
+
+    method: Verification
+    code_id: int | None = None
+    invitation_id: int | None = None
+    claimed_child_name: str | None = None
+
+
+def live_membership(session: Session, group_id: int, email: str) -> Membership | None:
+    """A membership for this email in this group that has not ended, if any."""
+    return session.exec(
+        select(Membership)
+        .join(Person, Person.id == Membership.person_id)
+        .where(
+            Membership.group_id == group_id,
+            Person.email == email,
+            Membership.status.not_in([s.value for s in ENDED]),
+        )
+    ).first()
+
+
+def _consume_invitation(session: Session, invitation_id: int, email: str) -> CarerInvitation:
+    invitation = session.get(CarerInvitation, invitation_id)
+    if invitation is None or invitation.email != email:
+        raise InvitationUnusable()
+    now = utcnow()
+    result = session.exec(
+        update(CarerInvitation)
+        .where(
+            CarerInvitation.id == invitation_id,
+            CarerInvitation.used_at.is_(None),
+            CarerInvitation.revoked_at.is_(None),
+            CarerInvitation.expires_at > now,
+        )
+        .values(used_at=now)
+    )
+    if result.rowcount != 1:
+        raise InvitationUnusable()
+    return invitation
+
+
+def start(
+    session: Session,
+    group: Group,
+    proof: Proof,
+    *,
+    name: str,
+    relationship: str,
+    email: str,
+    mobile: str | None,
+) -> Membership:
+    """Record a parent's details and take their code use; their email still needs verifying.
+
+    With a personal invitation the email was proven by the invitation link itself, so the
+    membership starts verified.
+    """
+    existing = live_membership(session, group.id, email)
+    if existing is not None:
+        raise AlreadyStarted(existing)
+    child_id = None
+    if proof.method == Verification.CODE:
+        codes.reserve_use(session, proof.code_id)
+        child_id = session.get(codes.EnrolmentCode, proof.code_id).child_id
+    elif proof.method == Verification.INVITATION:
+        child_id = _consume_invitation(session, proof.invitation_id, email).child_id
+    person = Person(name=name, email=email, mobile=mobile)
+    session.add(person)
+    session.flush()
+    membership = Membership(
+        group_id=group.id,
+        person_id=person.id,
+        child_id=child_id,
+        claimed_child_name=proof.claimed_child_name,
+        relationship=relationship,
+        verified_by=proof.method,
+        code_id=proof.code_id,
+        carer_invitation_id=proof.invitation_id,
+        holds_code_use=proof.method == Verification.CODE,
+    )
+    session.add(membership)
+    session.flush()
+    ledger.append(
+        session, group.school_id, "request", actor=person_actor(person), channel="web",
+        person_ref=person.ref, group_id=group.id, child_id=child_id, membership_id=membership.id,
+        detail={"verified_by": proof.method.value},
+    )
+    if proof.method == Verification.INVITATION:
+        _mark_verified(session, group, membership, person, channel="invitation-link")
+    else:
+        send_verification(session, group, membership, person)
+    return membership
+
+
+def verification_token(membership: Membership) -> str:
+    """The token in the 'confirm your email' link."""
+    return tokens.issue("verify-email", {"m": membership.id})
+
+
+def send_verification(session: Session, group: Group, membership: Membership, person: Person) -> None:
+    """Queue the 'confirm your email' message (also used to resend it)."""
+    mail.queue(
+        session, person.email, "verify_email", kind="verify-email", person_id=person.id,
+        group=group, person=person,
+        link=external_url("join.verify_email", token=verification_token(membership)),
+        hours=int(tokens.lifetime("verify-email").total_seconds() // 3600),
+    )
+
+
+def send_continue(session: Session, group: Group, membership: Membership) -> None:
+    """Email a parent who started again a link back to where they are, without telling the browser."""
+    person = session.get(Person, membership.person_id)
+    mail.queue(
+        session, person.email, "continue", kind="continue", person_id=person.id,
+        group=group, person=person, status=membership.status,
+        link=external_url("join.verify_email", token=verification_token(membership)),
+    )
+
+
+def _mark_verified(session: Session, group: Group, membership: Membership, person: Person, channel: str) -> None:
+    move(membership, Status.EMAIL_VERIFIED)
+    membership.holds_code_use = False  # the use is now kept for good
+    membership.email_verified_at = utcnow()
+    session.add(membership)
+    ledger.append(
+        session, group.school_id, "email_verified", actor=person_actor(person), channel=channel,
+        person_ref=person.ref, group_id=group.id, child_id=membership.child_id, membership_id=membership.id,
+    )
+
+
+def verify_email(session: Session, token: str) -> Membership:
+    """Confirm the email behind a verification link; repeat clicks are harmless.
+
+    Raises tokens.TokenInvalid / TokenExpired, or IllegalTransition when the start has expired.
+    """
+    payload = tokens.load("verify-email", token)
+    membership = session.get(Membership, payload.get("m")) if isinstance(payload.get("m"), int) else None
+    if membership is None:
+        raise tokens.TokenInvalid("verify-email")
+    if membership.status == Status.DETAILS_GIVEN:
+        group = session.get(Group, membership.group_id)
+        _mark_verified(session, group, membership, session.get(Person, membership.person_id), channel="email-link")
+    elif membership.status == Status.EXPIRED:
+        raise IllegalTransition("expired")
+    return membership
+
+
+def current_documents(session: Session, school_id: int) -> tuple[PolicyVersion, PolicyVersion]:
+    """The code of conduct and data notice a parent agrees to today."""
+    return (
+        policies.current(session, school_id, DocumentKind.CODE_OF_CONDUCT),
+        policies.current(session, school_id, DocumentKind.DATA_NOTICE),
+    )
+
+
+@dataclass
+class Agreed:
+    """What happened after agreeing: an invite token to open at once, or a wait for a moderator."""
+
+    membership: Membership
+    invite_token: str | None
+
+
+def agree(session: Session, membership: Membership, coc_version_id: int, notice_version_id: int) -> Agreed:
+    """Record both agreements (each its own ledger entry), then approve or queue for a moderator."""
+    if membership.status == Status.DETAILS_GIVEN:
+        raise NotReady("email not verified")
+    if membership.status != Status.EMAIL_VERIFIED:
+        raise IllegalTransition(f"{membership.status} → agreed")
+    group = session.get(Group, membership.group_id)
+    coc, notice = current_documents(session, group.school_id)
+    if (coc.id, notice.id) != (coc_version_id, notice_version_id):
+        raise PolicyChanged()
+    person = session.get(Person, membership.person_id)
+    for action, version in (("agree", coc), ("acknowledge", notice)):
+        ledger.append(
+            session, group.school_id, action, actor=person_actor(person), channel="web",
+            person_ref=person.ref, group_id=group.id, child_id=membership.child_id,
+            membership_id=membership.id, document=version, statement=policies.agreement_statement(version),
+        )
+    move(membership, Status.AGREED)
+    membership.coc_version_id, membership.notice_version_id = coc.id, notice.id
+    membership.agreed_at = utcnow()
+    membership.needs_reagree = False
+    session.add(membership)
+    if group.requires_approval or membership.verified_by == Verification.NONE:
+        move(membership, Status.PENDING_APPROVAL)
+        _notify_moderators(session, group, membership)
+        return Agreed(membership, None)
+    approve(session, membership, by=None)
+    return Agreed(membership, invites.issue(session, membership, actor="system", channel="web"))
+
+
+def approve(session: Session, membership: Membership, by: User | None) -> None:
+    """Approve a membership (by a moderator, or automatically for open groups)."""
+    group = session.get(Group, membership.group_id)
+    move(membership, Status.APPROVED)
+    membership.approved_at = utcnow()
+    session.add(membership)
+    person = session.get(Person, membership.person_id)
+    ledger.append(
+        session, group.school_id, "approve", actor=f"user:{by.id}" if by else "system",
+        channel="moderator" if by else "automatic", person_ref=person.ref, group_id=group.id,
+        child_id=membership.child_id, membership_id=membership.id,
+        detail={"automatic": by is None, "verified_by": membership.verified_by},
+    )
+
+
+def _notify_moderators(session: Session, group: Group, membership: Membership) -> None:
+    moderators = session.exec(
+        select(User)
+        .join(GroupModerator, GroupModerator.user_id == User.id)
+        .where(GroupModerator.group_id == group.id, GroupModerator.stood_down_at.is_(None), User.active.is_(True))
+    ).all()
+    person = session.get(Person, membership.person_id)
+    child = session.get(Child, membership.child_id) if membership.child_id else None
+    for moderator in moderators:
+        mail.queue(
+            session, moderator.email, "moderator_pending", kind="moderator-pending",
+            group=group, moderator=moderator, person=person, child=child, membership=membership,
+            link=f"{current_app.config['BASE_URL'].rstrip('/')}/moderate/{group.slug}/",
+        )

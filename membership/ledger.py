@@ -1,0 +1,145 @@
+"""The acceptance ledger: append-only, hash-chained per school.
+
+hash = sha256(prev_hash + canonical_json(entry)). Appends lock the school's chain head (a row
+lock on PostgreSQL; SQLite's writer lock, taken by BEGIN IMMEDIATE), so concurrent agreements
+queue rather than fork the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlmodel import Session, select
+
+from .models import LedgerEntry, LedgerHead, PolicyVersion, utcnow
+
+GENESIS = "0" * 64
+
+# Every field that is chained; adding one here changes every hash, so only ever append.
+CHAINED_FIELDS = (
+    "school_id", "seq", "created_at", "action", "person_ref", "actor", "group_id", "child_id",
+    "membership_id", "document_kind", "document_version", "document_version_id",
+    "document_sha256", "statement", "channel", "detail",
+)
+
+
+def _stamp(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(entry: LedgerEntry) -> str:
+    """The entry's chained fields as canonical JSON (sorted keys, no spaces, UTF-8)."""
+    data = {name: getattr(entry, name) for name in CHAINED_FIELDS}
+    data["created_at"] = _stamp(entry.created_at)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def compute_hash(prev_hash: str, entry: LedgerEntry) -> str:
+    """The hash that chains this entry to the one before it."""
+    return hashlib.sha256((prev_hash + canonical_json(entry)).encode("utf-8")).hexdigest()
+
+
+def start_chain(session: Session, school_id: int) -> None:
+    """Create an empty chain for a new school."""
+    session.add(LedgerHead(school_id=school_id, seq=0, head_hash=GENESIS))
+    session.flush()
+
+
+def _lock_head(session: Session, school_id: int) -> LedgerHead:
+    return session.exec(
+        select(LedgerHead)
+        .where(LedgerHead.school_id == school_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def append(
+    session: Session,
+    school_id: int,
+    action: str,
+    *,
+    actor: str,
+    channel: str,
+    person_ref: str | None = None,
+    group_id: int | None = None,
+    child_id: int | None = None,
+    membership_id: int | None = None,
+    document: PolicyVersion | None = None,
+    statement: str | None = None,
+    detail: dict | None = None,
+) -> LedgerEntry:
+    """Add one entry to the end of a school's chain and move the head to it."""
+    head = _lock_head(session, school_id)
+    entry = LedgerEntry(
+        school_id=school_id,
+        seq=head.seq + 1,
+        created_at=utcnow(),
+        action=action,
+        person_ref=person_ref,
+        actor=actor,
+        group_id=group_id,
+        child_id=child_id,
+        membership_id=membership_id,
+        document_kind=document.kind if document else None,
+        document_version=document.number if document else None,
+        document_version_id=document.id if document else None,
+        document_sha256=document.sha256 if document else None,
+        statement=statement,
+        channel=channel,
+        detail=json.dumps(detail or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        prev_hash=head.head_hash,
+        entry_hash="",
+    )
+    entry.entry_hash = compute_hash(head.head_hash, entry)
+    head.seq, head.head_hash = entry.seq, entry.entry_hash
+    session.add(entry)
+    session.add(head)
+    session.flush()
+    return entry
+
+
+@dataclass
+class Verification:
+    """The outcome of checking one school's chain."""
+
+    school_id: int
+    entries: int
+    head_hash: str
+    broken_seq: int | None = None
+    broken_id: int | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when every entry and the head agree."""
+        return self.broken_seq is None and not self.reason
+
+
+def verify(session: Session, school_id: int) -> Verification:
+    """Recompute a school's chain from the first entry and name the first one that does not fit."""
+    running, expected_seq, count = GENESIS, 1, 0
+    rows = session.exec(
+        select(LedgerEntry)
+        .where(LedgerEntry.school_id == school_id)
+        .order_by(LedgerEntry.seq)
+        .execution_options(yield_per=1000)
+    )
+    for entry in rows:
+        problem = ""
+        if entry.seq != expected_seq:
+            problem = f"expected entry {expected_seq}, found {entry.seq} (an entry is missing)"
+        elif entry.prev_hash != running:
+            problem = "its previous-hash does not match the entry before it"
+        elif compute_hash(running, entry) != entry.entry_hash:
+            problem = "its contents do not match its hash (it was changed after it was written)"
+        if problem:
+            return Verification(school_id, count, running, entry.seq, entry.id, problem)
+        running, expected_seq, count = entry.entry_hash, expected_seq + 1, count + 1
+    head = session.get(LedgerHead, school_id)
+    if head is None or head.seq != count or head.head_hash != running:
+        return Verification(school_id, count, running, None, None, "the chain head does not match the last entry")
+    return Verification(school_id, count, running)

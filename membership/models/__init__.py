@@ -1,0 +1,31 @@
+"""SQLModel tables, split by domain; import from here."""
+
+from .base import UTCDateTime, utcnow
+from .people import Invite, Membership, Person, Status, Verification
+from .records import (
+    DOCUMENT_TITLES,
+    DocumentKind,
+    LedgerEntry,
+    LedgerHead,
+    OutboxMessage,
+    PolicyVersion,
+)
+from .school import (
+    PLATFORM_LABELS,
+    CarerInvitation,
+    Child,
+    EnrolmentCode,
+    Group,
+    GroupModerator,
+    Platform,
+    Role,
+    School,
+    User,
+)
+
+__all__ = [
+    "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group",
+    "GroupModerator", "Invite", "LedgerEntry", "LedgerHead", "Membership", "OutboxMessage",
+    "PLATFORM_LABELS", "Person", "Platform", "PolicyVersion", "Role", "School", "Status",
+    "UTCDateTime", "User", "Verification", "utcnow",
+]

@@ -1,0 +1,127 @@
+"""Class lists from CSV: validate the whole file, then import all of it or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, select
+
+from . import schools
+from .models import Child, Group
+from .validation import Invalid, child_name, email as valid_email
+
+NAME_COLUMNS = ("display_name", "child", "child_name", "name")
+GROUP_COLUMNS = ("group", "group_slug", "class")
+EMAIL_COLUMNS = ("carer_emails", "carer_email", "emails", "email")
+MAX_EMAILS = 4
+_EMAIL_SPLIT = re.compile(r"[;,\s]+")
+
+
+@dataclass
+class RosterRow:
+    """One valid row: a child for a group, with any carer emails."""
+
+    line: int
+    display_name: str
+    group: Group
+    carer_emails: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RosterReport:
+    """What a file would import, or why it cannot be imported."""
+
+    rows: list[RosterRow] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every row is valid and there is at least one."""
+        return not self.errors and bool(self.rows)
+
+
+def _column(header: list[str], names: tuple[str, ...]) -> int | None:
+    for index, title in enumerate(header):
+        if title.strip().lower().replace(" ", "_") in names:
+            return index
+    return None
+
+
+def parse(session: Session, data: bytes | str, school_id: int, default_group: Group | None = None) -> RosterReport:
+    """Check every row of a CSV (BOM, Excel quoting, blank lines and stray spaces are fine)."""
+    text = data.decode("utf-8-sig", errors="strict") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    report = RosterReport()
+    reader = csv.reader(io.StringIO(text))
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    if header is None:
+        report.errors.append((1, "The file is empty"))
+        return report
+    name_at, group_at, email_at = (_column(header, names) for names in (NAME_COLUMNS, GROUP_COLUMNS, EMAIL_COLUMNS))
+    if name_at is None:
+        report.errors.append((1, "The first row must name the columns, including display_name"))
+        return report
+    if group_at is None and default_group is None:
+        report.errors.append((1, "Add a group column with each child's group, like year-3-oak"))
+        return report
+    groups = {g.slug: g for g in session.exec(select(Group).where(Group.school_id == school_id)).all()}
+    existing = {
+        (group_id, name.lower())
+        for group_id, name in session.exec(
+            select(Child.group_id, Child.display_name).where(Child.group_id.in_([g.id for g in groups.values()]))
+        ).all()
+    }
+    seen: dict[tuple[int, str], int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        cell = lambda at: row[at].strip() if at is not None and at < len(row) else ""  # noqa: E731
+        try:
+            name = child_name(cell(name_at))
+        except Invalid as exc:
+            report.errors.append((line, str(exc)))
+            continue
+        slug = cell(group_at) or (default_group.slug if default_group else "")
+        group = groups.get(slug)
+        if group is None:
+            report.errors.append((line, f"There is no group '{slug}' at this school"))
+            continue
+        key = (group.id, name.lower())
+        if key in existing:
+            report.errors.append((line, f"{group.name} already has a child called {name}"))
+            continue
+        if key in seen:
+            report.errors.append(
+                (line, f"{name} appears twice in {group.name} (also on line {seen[key]}): "
+                 "add more of the surname, like Oliver Sm.")
+            )
+            continue
+        seen[key] = line
+        emails: list[str] = []
+        for raw in filter(None, _EMAIL_SPLIT.split(cell(email_at))):
+            try:
+                emails.append(valid_email(raw))
+            except Invalid:
+                report.errors.append((line, f"'{raw}' is not a valid email address"))
+        if len(emails) > MAX_EMAILS:
+            report.errors.append((line, f"At most {MAX_EMAILS} carer emails per child"))
+        report.rows.append(RosterRow(line, name, group, sorted(set(emails))))
+    if not report.rows and not report.errors:
+        report.errors.append((1, "The file has no children in it"))
+    return report
+
+
+def apply(session: Session, report: RosterReport) -> list[schools.NewChild]:
+    """Import a valid report: each child gets a code, each carer email a personal invitation."""
+    if not report.ok:
+        raise Invalid("The file has errors; nothing was imported")
+    added = []
+    for row in report.rows:
+        new = schools.add_child(session, row.group, row.display_name)
+        for address in row.carer_emails:
+            schools.invite_carer(session, row.group, new.child, address)
+        added.append(new)
+    return added

@@ -1,0 +1,166 @@
+"""Setting a school up: the school itself, its groups, children, carer invitations and accounts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from . import codes, ledger, mail, passwords, policies, tokens
+from .models import CarerInvitation, Child, Group, GroupModerator, Role, School, User, utcnow
+from .urls import external_url
+from .validation import Invalid, email as valid_email
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
+
+
+def check_slug(slug: str) -> str:
+    """A URL-safe lower-case slug, or Invalid."""
+    if not SLUG.match(slug or ""):
+        raise Invalid("Use lower-case letters, numbers and hyphens only, like year-3-oak")
+    return slug
+
+
+def academic_year(today=None) -> str:
+    """The UK academic year containing today, like 2026-27 (it starts on 1 September)."""
+    today = today or utcnow().date()
+    start = today.year if today.month >= 9 else today.year - 1
+    return f"{start}-{(start + 1) % 100:02d}"
+
+
+def create_school(session: Session, slug: str, name: str, concerns_email: str) -> School:
+    """Create a school with an empty ledger chain and Classgate's default documents."""
+    school = School(slug=check_slug(slug), name=name.strip(), concerns_email=valid_email(concerns_email))
+    session.add(school)
+    session.flush()
+    ledger.start_chain(session, school.id)
+    policies.publish_defaults(session, school.id)
+    return school
+
+
+def create_group(
+    session: Session,
+    school: School,
+    slug: str,
+    name: str,
+    *,
+    description: str = "",
+    platform: str = "whatsapp",
+    chat_url: str = "",
+    requires_approval: bool = False,
+    year: str | None = None,
+) -> Group:
+    """Add a class or year group to a school."""
+    group = Group(
+        school_id=school.id, slug=check_slug(slug), name=name.strip(), description=description.strip(),
+        platform=platform, chat_url=chat_url.strip(), requires_approval=requires_approval,
+        academic_year=year or academic_year(),
+    )
+    session.add(group)
+    session.flush()
+    return group
+
+
+@dataclass
+class NewChild:
+    """A child just added, with the code to print (it is never shown again)."""
+
+    child: Child
+    code: str
+
+
+def add_child(session: Session, group: Group, display_name: str, uses_allowed: int = 2) -> NewChild:
+    """Add a child to a group and give them a fresh enrolment code."""
+    child = Child(group_id=group.id, display_name=display_name)
+    session.add(child)
+    session.flush()
+    return NewChild(child, codes.issue_code(session, child, uses_allowed))
+
+
+def invite_carer(session: Session, group: Group, child: Child, email: str) -> CarerInvitation:
+    """Email a carer on the school's records a personal, single-use link for this child."""
+    nonce, nonce_hash = tokens.new_nonce()
+    invitation = CarerInvitation(
+        child_id=child.id, email=email, nonce_hash=nonce_hash,
+        expires_at=utcnow() + tokens.lifetime("carer-invitation"),
+    )
+    session.add(invitation)
+    session.flush()
+    token = tokens.issue("carer-invitation", {"c": invitation.id, "n": nonce})
+    school = session.get(School, group.school_id)
+    mail.queue(
+        session, email, "carer_invitation", kind="carer-invitation", group=group, school=school, child=child,
+        link=external_url("join.use_invitation", slug=group.slug, token=token),
+        days=tokens.lifetime("carer-invitation").days,
+    )
+    return invitation
+
+
+def create_user(
+    session: Session,
+    school: School,
+    email: str,
+    role: Role,
+    *,
+    name: str = "",
+    groups: list[Group] = (),
+    password: str | None = None,
+) -> User:
+    """Create a staff or moderator account; without a password, email a set-password link."""
+    user = User(school_id=school.id, email=valid_email(email), name=name, role=role)
+    if password is not None:
+        set_password(user, password)
+    session.add(user)
+    session.flush()
+    for group in groups:
+        if group.school_id != school.id:
+            raise Invalid(f"{group.slug} belongs to another school")
+        session.add(GroupModerator(group_id=group.id, user_id=user.id))
+    session.flush()
+    return user
+
+
+def password_fingerprint(user: User) -> str:
+    """A short digest of the current password hash: a set-password link dies when it changes."""
+    return hashlib.sha256((user.password_hash or "unset").encode()).hexdigest()[:16]
+
+
+def send_set_password(session: Session, user: User) -> None:
+    """Email a single-use link to choose a password."""
+    token = tokens.issue("set-password", {"u": user.id, "f": password_fingerprint(user)})
+    school = session.get(School, user.school_id)
+    mail.queue(
+        session, user.email, "set_password", kind="set-password", user=user, school=school,
+        link=external_url("account.set_password", token=token),
+        hours=int(tokens.lifetime("set-password").total_seconds() // 3600),
+    )
+
+
+def user_for_set_password(session: Session, token: str) -> User:
+    """The account a set-password link is for; raises TokenInvalid/TokenExpired once it is dead."""
+    payload = tokens.load("set-password", token)
+    user = session.get(User, payload.get("u")) if isinstance(payload.get("u"), int) else None
+    if user is None or not user.active or not hmac.compare_digest(str(payload.get("f")), password_fingerprint(user)):
+        raise tokens.TokenInvalid("set-password")
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    """Set a user's password (at least passwords.MIN_LENGTH characters)."""
+    if len(password) < passwords.MIN_LENGTH:
+        raise Invalid(f"The password must be at least {passwords.MIN_LENGTH} characters")
+    user.password_hash = passwords.hash_password(password)
+    user.password_changed_at = utcnow()
+
+
+def group_by_slug(session: Session, slug: str) -> Group | None:
+    """A group by its slug."""
+    return session.exec(select(Group).where(Group.slug == slug)).first()
+
+
+def school_by_slug(session: Session, slug: str) -> School | None:
+    """A school by its slug."""
+    return session.exec(select(School).where(School.slug == slug)).first()

@@ -1,0 +1,80 @@
+"""Signed, salted tokens: one serializer per purpose, each with its own lifetime.
+
+A token proves only that Classgate issued it for that purpose and that it is young enough;
+one-time use is enforced by the database row it names (its nonce hash and used_at).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+
+class TokenInvalid(Exception):
+    """The token was not issued by Classgate for this purpose, or was altered."""
+
+
+class TokenExpired(Exception):
+    """The token was genuine but is older than its purpose allows."""
+
+
+def _lifetimes() -> dict[str, timedelta]:
+    cfg = current_app.config
+    return {
+        "invite": timedelta(hours=cfg["INVITE_MAX_AGE_HOURS"]),
+        "carer-invitation": timedelta(days=cfg["CARER_INVITATION_DAYS"]),
+        "verify-email": timedelta(hours=cfg["RESERVATION_HOURS"]),
+        "set-password": timedelta(hours=48),
+    }
+
+
+def lifetime(purpose: str) -> timedelta:
+    """How long a token of this purpose stays valid."""
+    return _lifetimes()[purpose]
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    if purpose not in _lifetimes():
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"classgate.{purpose}")
+
+
+def issue(purpose: str, payload: dict) -> str:
+    """Sign a payload for one purpose."""
+    return _serializer(purpose).dumps(payload)
+
+
+def load(purpose: str, token: str) -> dict:
+    """Check a token's signature, purpose and age; return its payload."""
+    try:
+        payload = _serializer(purpose).loads(token, max_age=int(lifetime(purpose).total_seconds()))
+    except SignatureExpired as exc:
+        raise TokenExpired(purpose) from exc
+    except BadSignature as exc:
+        raise TokenInvalid(purpose) from exc
+    if not isinstance(payload, dict):
+        raise TokenInvalid(purpose)
+    return payload
+
+
+def new_nonce() -> tuple[str, str]:
+    """A fresh 128-bit secret and the hash stored in its place."""
+    nonce = secrets.token_urlsafe(16)
+    return nonce, hash_nonce(nonce)
+
+
+def hash_nonce(nonce: str) -> str:
+    """The stored form of a token's secret part."""
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def nonce_matches(nonce: object, stored_hash: str) -> bool:
+    """Compare a presented secret with the stored hash in constant time."""
+    if not isinstance(nonce, str):
+        return False
+    return hmac.compare_digest(hash_nonce(nonce), stored_hash)

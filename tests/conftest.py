@@ -1,0 +1,223 @@
+"""Fixtures: a fresh app and database per test (SQLite, or TEST_DATABASE_URL's PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import re
+from html import unescape
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import create_engine
+from sqlmodel import Session, SQLModel, select
+
+from membership import create_app, schools
+from membership.db import session_scope
+from membership.extensions import limiter
+from membership.models import OutboxMessage
+
+BASE_URL = "http://classgate.test"
+HIDDEN = re.compile(r'<input[^>]*type="hidden"[^>]*>')
+ATTR = re.compile(r'(name|value)="([^"]*)"')
+LINK = re.compile(r"https?://\S+")
+
+
+def reset_postgres(url: str) -> None:
+    """Drop everything in the public schema (earlier tests, migrations, triggers)."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+        connection.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path) -> str:
+    """An empty database: PostgreSQL when TEST_DATABASE_URL is set, else a SQLite file."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        reset_postgres(url)
+        return url
+    return f"sqlite:///{tmp_path / 'classgate.db'}"
+
+
+@pytest.fixture
+def config(database_url, tmp_path) -> dict:
+    """Settings for a test app."""
+    return {
+        "ENV_NAME": "testing",
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "BASE_URL": BASE_URL,
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "MAIL_SEND_INLINE": False,
+        "MAIL_WRITE_FILES": True,
+        "SMTP_HOST": "",
+        "CODE_LIMIT_PER_CLIENT": "1000 per minute",
+        "CODE_LIMIT_PER_GROUP": "1000 per minute",
+        "MAIL_LIMIT_PER_CLIENT": "1000 per minute",
+    }
+
+
+@pytest.fixture
+def app(config):
+    """A Classgate app with its tables created."""
+    app = create_app(config)
+    limiter.reset()
+    engine = app.extensions["classgate_engine"]
+    SQLModel.metadata.create_all(engine)
+    with app.app_context():
+        yield app
+    engine.dispose()
+
+
+@pytest.fixture
+def db(app):
+    """A session for checking data outside requests.
+
+    Call db.commit() before reading after a request: it ends the read snapshot and expires
+    what was loaded, so the next query sees what the request wrote.
+    """
+    session = Session(app.extensions["classgate_engine"])
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def client(app):
+    """A test client."""
+    return app.test_client()
+
+
+class Browser:
+    """A test client that behaves like a person: reads forms and sends their CSRF token."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.last = None
+
+    def get(self, url: str, **kwargs):
+        """GET a page (path or absolute Classgate URL)."""
+        self.last = self.client.get(self.path(url), **kwargs)
+        return self.last
+
+    def submit(self, url: str, data: dict | None = None, **kwargs):
+        """Open the page, then post the form on it with its CSRF token."""
+        page = self.client.get(self.path(url))
+        hidden = self.hidden_fields(page.get_data(as_text=True))
+        assert "csrf_token" in hidden, f"no form with a CSRF token on {url} ({page.status_code})"
+        payload = {**hidden, **(data or {})}
+        self.last = self.client.post(self.path(url), data=payload, **kwargs)
+        return self.last
+
+    @staticmethod
+    def hidden_fields(html: str) -> dict[str, str]:
+        """The hidden inputs of the page's forms (CSRF token, document versions)."""
+        fields = {}
+        for tag in HIDDEN.findall(html):
+            attrs = dict(ATTR.findall(tag))
+            if "name" in attrs:
+                fields[attrs["name"]] = unescape(attrs.get("value", ""))
+        return fields
+
+    @staticmethod
+    def path(url: str) -> str:
+        """Turn an absolute link from an email into a path for the test client."""
+        if url.startswith("http"):
+            parts = urlsplit(url)
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+        return url
+
+
+@pytest.fixture
+def browser(client) -> Browser:
+    """A parent's phone."""
+    return Browser(client)
+
+
+@pytest.fixture
+def make_browser(app):
+    """More phones, each with its own cookies."""
+    return lambda: Browser(app.test_client())
+
+
+def text_of(response) -> str:
+    """A response's text with tags and entities removed and whitespace collapsed."""
+    html = response.get_data(as_text=True)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
+
+
+def outbox(session, to: str | None = None, kind: str | None = None) -> list[OutboxMessage]:
+    """Messages in the outbox, oldest first."""
+    session.commit()
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if to:
+        query = query.where(OutboxMessage.to_addr == to)
+    if kind:
+        query = query.where(OutboxMessage.kind == kind)
+    return list(session.exec(query).all())
+
+
+def link_in(message: OutboxMessage) -> str:
+    """The first link in an email's body."""
+    match = LINK.search(message.body_text)
+    assert match, f"no link in email {message.subject!r}"
+    return match.group(0)
+
+
+@pytest.fixture
+def school(app):
+    """A school with the default documents and two groups: open, and approval-required."""
+    with session_scope() as session:
+        school = schools.create_school(session, "elm-primary", "Elm Primary School", "office@elm.example")
+        schools.create_group(session, school, "year-2-ash", "Year 2 Ash", chat_url="https://chat.whatsapp.com/AshChat")
+        schools.create_group(
+            session, school, "year-4-birch", "Year 4 Birch", chat_url="https://chat.whatsapp.com/BirchChat",
+            requires_approval=True,
+        )
+    return school
+
+
+@pytest.fixture
+def make_code(app, school):
+    """A factory: a new child in a group and the code printed on their letter."""
+
+    def make(group_slug: str = "year-2-ash", name: str = "Amelia R.", uses_allowed: int = 2) -> str:
+        with session_scope() as session:
+            group = schools.group_by_slug(session, group_slug)
+            return schools.add_child(session, group, name, uses_allowed=uses_allowed).code
+
+    return make
+
+
+DETAILS = {"name": "Sam Parent", "relationship": "parent", "email": "sam@example.com", "mobile": "07911 123456"}
+
+
+@pytest.fixture
+def journey(browser, db, make_code):
+    """Drive a parent through the journey step by step; each step returns the last response."""
+
+    class Journey:
+        def __init__(self) -> None:
+            self.browser = browser
+
+        def code(self, slug="year-2-ash", code=None):
+            return browser.submit(f"/join/{slug}", {"code": code or make_code(slug)})
+
+        def details(self, slug="year-2-ash", **overrides):
+            return browser.submit(f"/join/{slug}/details", {**DETAILS, **overrides})
+
+        def verify(self, email=DETAILS["email"]):
+            message = outbox(db, to=email, kind="verify-email")[-1]
+            return browser.get(link_in(message))
+
+        def agree(self, slug="year-2-ash"):
+            return browser.submit(f"/join/{slug}/agree", {"agree_coc": "y", "acknowledge_notice": "y"})
+
+        def through_agree(self, slug="year-2-ash", **details):
+            self.code(slug)
+            self.details(slug, **details)
+            self.verify(details.get("email", DETAILS["email"]))
+            return self.agree(slug)
+
+    return Journey()
