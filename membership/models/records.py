@@ -118,12 +118,13 @@ SQLITE_GUARDS = [
     for verb in ("UPDATE", "DELETE")
 ]
 
-POSTGRES_GUARDS = [
-    """CREATE OR REPLACE FUNCTION classgate_append_only() RETURNS trigger AS $$
+POSTGRES_FUNCTION = """CREATE OR REPLACE FUNCTION classgate_append_only() RETURNS trigger AS $$
 BEGIN
   RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
 END;
-$$ LANGUAGE plpgsql""",
+$$ LANGUAGE plpgsql"""
+
+POSTGRES_GUARDS = [
     *[
         f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
         f"FOR EACH ROW EXECUTE FUNCTION classgate_append_only()"
@@ -138,13 +139,14 @@ $$ LANGUAGE plpgsql""",
 
 
 def _attach_guards() -> None:
-    tables = {LedgerEntry.__tablename__: LedgerEntry, PolicyVersion.__tablename__: PolicyVersion}
-    for name, model in tables.items():
+    event.listen(SQLModel.metadata, "before_create", DDL(POSTGRES_FUNCTION.replace("%", "%%")).execute_if(dialect="postgresql"))
+    for model in (LedgerEntry, PolicyVersion):
+        name = model.__tablename__
         for statement in SQLITE_GUARDS:
             if f" ON {name} " in statement:
                 event.listen(model.__table__, "after_create", DDL(statement).execute_if(dialect="sqlite"))
         for statement in POSTGRES_GUARDS:
-            if f" ON {name} " in statement or (name == "ledger_entry" and "FUNCTION classgate" in statement[:60]):
+            if f" ON {name} " in statement:
                 event.listen(model.__table__, "after_create", DDL(statement).execute_if(dialect="postgresql"))
 
 

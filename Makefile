@@ -1,0 +1,36 @@
+# Classgate: `make run` serves a demo on http://127.0.0.1:5000, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint migrate demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+migrate: $(STAMP)
+	mkdir -p instance
+	$(BIN)/alembic upgrade head
+
+demo: migrate
+	$(BIN)/flask --app app demo --if-empty
+
+run: demo
+	@echo "Classgate on http://127.0.0.1:$(PORT)  (demo codes: $(BIN)/flask --app app demo --json)"
+	PORT=$(PORT) $(BIN)/flask --app app run --host 127.0.0.1 --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
