@@ -101,22 +101,27 @@ def _error_pages(app: Flask) -> None:
 
 
 def _send_mail_after_requests(app: Flask) -> None:
-    """In development, deliver queued mail in a background thread after each response."""
+    """In development, a background thread delivers queued mail whenever a request may have added some."""
     from . import mail
 
-    lock = threading.Lock()
+    wake = threading.Event()
+    started = threading.Lock()
 
-    def deliver() -> None:
-        if not lock.acquire(blocking=False):
-            return
-        try:
-            with app.app_context(), db.session_scope() as session:
-                mail.send_pending(session)
-        finally:
-            lock.release()
+    def worker() -> None:
+        while True:
+            # A kick during a delivery run sets the event again, so no message waits for the timeout.
+            wake.wait(timeout=30)
+            wake.clear()
+            try:
+                with app.app_context(), db.session_scope() as session:
+                    mail.send_pending(session)
+            except Exception:  # noqa: BLE001 - the next run retries; nothing is lost
+                logging.getLogger(__name__).exception("in-process mail delivery failed")
 
     @app.after_request
     def kick(response):
         if request.method not in db.READ_METHODS or request.endpoint == "join.verify_email":
-            response.call_on_close(lambda: threading.Thread(target=deliver, daemon=True).start())
+            if started.acquire(blocking=False):
+                threading.Thread(target=worker, name="classgate-mail", daemon=True).start()
+            response.call_on_close(wake.set)
         return response
