@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as settings
 from . import db
@@ -27,6 +29,11 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     settings.check(app.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").addFilter(MaskTokens())
+    if app.config["TRUST_PROXY_HOPS"]:
+        # Behind a load balancer the client's address (for rate limits) is in X-Forwarded-For.
+        hops = app.config["TRUST_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     csrf.init_app(app)
@@ -51,6 +58,25 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["MAIL_SEND_INLINE"]:
         _send_mail_after_requests(app)
     return app
+
+
+# Paths whose last segment is a one-time secret; access logs show them masked.
+TOKEN_PATH = re.compile(r"(/(?:invite|verify|invitation|set-password)/)[^\s/?\"]+")
+
+
+def mask_tokens(text: str) -> str:
+    """Replace the secret part of token-bearing paths with '***'."""
+    return TOKEN_PATH.sub(r"\1***", text)
+
+
+class MaskTokens(logging.Filter):
+    """A logging filter that keeps one-time tokens out of access logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask tokens in the formatted message, then let the record through."""
+        message = mask_tokens(record.getMessage())
+        record.msg, record.args = message, ()
+        return True
 
 
 def _security_headers(app: Flask) -> None:

@@ -60,6 +60,8 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
         "INVITE_MAX_AGE_HOURS": int(env.get("INVITE_MAX_AGE_HOURS", "72")),
         "CARER_INVITATION_DAYS": int(env.get("CARER_INVITATION_DAYS", "7")),
         "RESERVATION_HOURS": int(env.get("RESERVATION_HOURS", "24")),
+        # How many reverse proxies in front of the app set X-Forwarded-For (0: none).
+        "TRUST_PROXY_HOPS": int(env.get("TRUST_PROXY_HOPS", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": not dev,
