@@ -90,6 +90,9 @@ def load_demo(session) -> dict:
     out_groups, moderators = [], []
     for spec in DEMO_GROUPS:
         group = schools.group_by_slug(session, spec["slug"])
+        if group is not None and group.school_id != school.id:
+            # Group slugs are unique across schools: never rotate a real school's codes for a demo.
+            raise Invalid(f"the group '{group.slug}' belongs to another school, so the demo cannot be loaded")
         if group is None:
             group = schools.create_group(
                 session, school, spec["slug"], spec["name"], description=spec["description"],
@@ -130,7 +133,10 @@ def register(app: Flask) -> None:
             if if_empty and session.exec(select(School.id)).first() is not None:
                 click.echo("Database already has data; demo not loaded.")
                 return
-            data = load_demo(session)
+            try:
+                data = load_demo(session)
+            except Invalid as exc:
+                _fail(str(exc))
         if as_json:
             click.echo(json.dumps(data, indent=2))
             return
@@ -217,7 +223,10 @@ def register(app: Flask) -> None:
     def ledger_verify(school_slug: str | None) -> None:
         """Check every school's hash chain (or one); exit 1 naming the first broken entry."""
         with session_scope(write=False) as session:
-            targets = [_school(session, school_slug)] if school_slug else session.exec(select(School).order_by(School.id)).all()
+            if school_slug:
+                targets = [_school(session, school_slug)]
+            else:
+                targets = session.exec(select(School).order_by(School.id)).all()
             broken = False
             for school in targets:
                 result = ledger.verify(session, school.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
@@ -27,7 +27,7 @@ CHAINED_FIELDS = (
 
 
 def _stamp(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canonical_json(entry: LedgerEntry) -> str:
@@ -128,17 +128,21 @@ def verify(session: Session, school_id: int) -> Verification:
         .order_by(LedgerEntry.seq)
         .execution_options(yield_per=1000)
     )
-    for entry in rows:
-        problem = ""
-        if entry.seq != expected_seq:
-            problem = f"expected entry {expected_seq}, found {entry.seq} (an entry is missing)"
-        elif entry.prev_hash != running:
-            problem = "its previous-hash does not match the entry before it"
-        elif compute_hash(running, entry) != entry.entry_hash:
-            problem = "its contents do not match its hash (it was changed after it was written)"
-        if problem:
-            return Verification(school_id, count, running, entry.seq, entry.id, problem)
-        running, expected_seq, count = entry.entry_hash, expected_seq + 1, count + 1
+    try:
+        for entry in rows:
+            problem = ""
+            if entry.seq != expected_seq:
+                problem = f"expected entry {expected_seq}, found {entry.seq} (an entry is missing)"
+            elif entry.prev_hash != running:
+                problem = "its previous-hash does not match the entry before it"
+            elif compute_hash(running, entry) != entry.entry_hash:
+                problem = "its contents do not match its hash (it was changed after it was written)"
+            if problem:
+                return Verification(school_id, count, running, entry.seq, entry.id, problem)
+            running, expected_seq, count = entry.entry_hash, expected_seq + 1, count + 1
+    finally:
+        # Stopping at a broken entry leaves the server-side cursor (yield_per) open otherwise.
+        rows.close()
     head = session.get(LedgerHead, school_id)
     if head is None or head.seq != count or head.head_hash != running:
         return Verification(school_id, count, running, None, None, "the chain head does not match the last entry")

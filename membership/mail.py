@@ -18,6 +18,26 @@ from .models import OutboxMessage, utcnow
 log = logging.getLogger(__name__)
 
 CLAIM_FOR = timedelta(minutes=5)
+# Retries back off 2, 4, 8… minutes, but never wait longer than this between attempts.
+MAX_RETRY_DELAY = timedelta(hours=1)
+
+
+def _permanent(exc: Exception) -> bool:
+    """True when the receiving server refused this message for good (a 5xx for its recipient or content).
+
+    Anything else (server down or unreachable, a 4xx "try later", bad credentials or sender
+    settings) is an outage or a configuration problem: the message waits, however long it takes.
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPDataError):
+        return exc.smtp_code >= 500
+    return False
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the given number of failed attempts."""
+    return min(timedelta(minutes=2 ** min(attempts, 16)), MAX_RETRY_DELAY)
 
 
 def queue(
@@ -93,7 +113,11 @@ def _claim(session: Session, message_id: int) -> bool:
 
 
 def send_pending(session: Session, limit: int = 500) -> tuple[int, int]:
-    """Deliver due messages; return (sent, failed attempts). A failure is retried later, never lost."""
+    """Deliver due messages; return (sent, failed attempts).
+
+    A failure is retried later, never lost; only a message the receiving server refuses outright
+    (a 5xx for its recipient or content) is given up on, after MAIL_MAX_ATTEMPTS tries.
+    """
     now = utcnow()
     due = session.exec(
         select(OutboxMessage.id)
@@ -120,12 +144,15 @@ def send_pending(session: Session, limit: int = 500) -> tuple[int, int]:
             message.attempts += 1
             message.last_error = f"{type(exc).__name__}: {exc}"[:500]
             message.claimed_until = None
-            if message.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
+            give_up = message.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]
+            if give_up and _permanent(exc):
                 message.failed_at = utcnow()
                 log.error("email %s (%s) gave up after %s attempts", message.id, message.kind, message.attempts)
             else:
-                message.next_attempt_at = utcnow() + timedelta(minutes=2 ** message.attempts)
-                log.warning("email %s (%s) will be retried: %s", message.id, message.kind, message.last_error)
+                # An outage loses nothing: the message stays queued until the server is back.
+                message.next_attempt_at = utcnow() + retry_delay(message.attempts)
+                log_at = log.error if give_up else log.warning
+                log_at("email %s (%s) will be retried: %s", message.id, message.kind, message.last_error)
         else:
             sent += 1
             message.attempts += 1

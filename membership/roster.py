@@ -6,12 +6,14 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlmodel import Session, select
 
 from . import schools
 from .models import Child, Group
-from .validation import Invalid, child_name, email as valid_email
+from .validation import Invalid, child_name
+from .validation import email as valid_email
 
 NAME_COLUMNS = ("display_name", "child", "child_name", "name")
 GROUP_COLUMNS = ("group", "group_slug", "class")
@@ -50,6 +52,11 @@ def _column(header: list[str], names: tuple[str, ...]) -> int | None:
     return None
 
 
+def _cell(row: list[str], at: int | None) -> str:
+    """One stripped cell of a row; empty when the column is absent or the row is short."""
+    return row[at].strip() if at is not None and at < len(row) else ""
+
+
 def parse(session: Session, data: bytes | str, school_id: int, default_group: Group | None = None) -> RosterReport:
     """Check every row of a CSV (BOM, Excel quoting, blank lines and stray spaces are fine)."""
     text = data.decode("utf-8-sig", errors="strict") if isinstance(data, bytes) else data.lstrip("\ufeff")
@@ -78,7 +85,7 @@ def parse(session: Session, data: bytes | str, school_id: int, default_group: Gr
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        cell = lambda at: row[at].strip() if at is not None and at < len(row) else ""  # noqa: E731
+        cell = partial(_cell, row)
         try:
             name = child_name(cell(name_at))
         except Invalid as exc:

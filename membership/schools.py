@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 from . import codes, ledger, mail, passwords, policies, tokens
 from .models import CarerInvitation, Child, Group, GroupModerator, Role, School, User, utcnow
 from .urls import external_url
-from .validation import Invalid, email as valid_email
+from .validation import Invalid
+from .validation import email as valid_email
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
 
@@ -24,6 +25,16 @@ def check_slug(slug: str) -> str:
     return slug
 
 
+def check_text(value: str | None, what: str, max_length: int, *, required: bool = True) -> str:
+    """A stripped single value that fits its column, or Invalid (never a database error)."""
+    text = (value or "").strip()
+    if required and not text:
+        raise Invalid(f"Enter the {what}")
+    if len(text) > max_length:
+        raise Invalid(f"The {what} must be {max_length} characters or fewer")
+    return text
+
+
 def academic_year(today=None) -> str:
     """The UK academic year containing today, like 2026-27 (it starts on 1 September)."""
     today = today or utcnow().date()
@@ -33,7 +44,9 @@ def academic_year(today=None) -> str:
 
 def create_school(session: Session, slug: str, name: str, concerns_email: str) -> School:
     """Create a school with an empty ledger chain and Classgate's default documents."""
-    school = School(slug=check_slug(slug), name=name.strip(), concerns_email=valid_email(concerns_email))
+    school = School(
+        slug=check_slug(slug), name=check_text(name, "school's name", 120), concerns_email=valid_email(concerns_email)
+    )
     session.add(school)
     session.flush()
     ledger.start_chain(session, school.id)
@@ -55,8 +68,10 @@ def create_group(
 ) -> Group:
     """Add a class or year group to a school."""
     group = Group(
-        school_id=school.id, slug=check_slug(slug), name=name.strip(), description=description.strip(),
-        platform=platform, chat_url=chat_url.strip(), requires_approval=requires_approval,
+        school_id=school.id, slug=check_slug(slug), name=check_text(name, "group's name", 100),
+        description=check_text(description, "description", 500, required=False),
+        platform=platform, chat_url=check_text(chat_url, "chat link", 500, required=False),
+        requires_approval=requires_approval,
         academic_year=year or academic_year(),
     )
     session.add(group)

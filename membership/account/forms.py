@@ -21,5 +21,8 @@ class SetPasswordForm(FlaskForm):
     )
     confirm = PasswordField(
         "Type the password again",
-        validators=[InputRequired("Type the password again"), EqualTo("password", message="The passwords do not match")],
+        validators=[
+            InputRequired("Type the password again"),
+            EqualTo("password", message="The passwords do not match"),
+        ],
     )
