@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from . import ledger, mail, tokens
 from .models import Group, Invite, Membership, Person, Status, utcnow
@@ -93,14 +93,30 @@ def load(session: Session, token: str) -> LoadedInvite:
         raise InviteUnusable("expired") from exc
     except tokens.TokenInvalid as exc:
         raise InviteUnusable("invalid") from exc
-    invite = session.get(Invite, payload["i"]) if isinstance(payload.get("i"), int) else None
-    if invite is None or not tokens.nonce_matches(payload.get("n"), invite.nonce_hash):
+    rows = _read(session, payload["i"]) if isinstance(payload.get("i"), int) else None
+    if rows is None or not tokens.nonce_matches(payload.get("n"), rows[0].nonce_hash):
         raise InviteUnusable("invalid")
-    membership = session.get(Membership, invite.membership_id)
+    invite, membership = rows
     state = _state(invite, membership)
     if state != "valid":
         raise InviteUnusable(state)
     return LoadedInvite(invite, membership, session.get(Group, membership.group_id))
+
+
+def _read(session: Session, invite_id: int) -> tuple[Invite, Membership] | None:
+    """An invite and its membership as one statement saw them, fresh from the database.
+
+    One statement, not two gets: under PostgreSQL's READ COMMITTED each statement has its own
+    snapshot, so a redemption committed between two reads would pair an unused invite with a
+    link_used membership and _state would call a link just used by another click "revoked".
+    """
+    row = session.exec(
+        select(Invite, Membership)
+        .join(Membership, Membership.id == Invite.membership_id)
+        .where(Invite.id == invite_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def redeem(session: Session, token: str) -> str:
@@ -125,7 +141,11 @@ def redeem(session: Session, token: str) -> str:
     )
     if result.rowcount != 1:
         session.rollback()
-        raise InviteUnusable("used")
+        # Another request changed the row after load(); say what it did (used, or revoked by a
+        # moderator meanwhile) rather than guessing, reading the committed row afresh.
+        rows = _read(session, loaded.invite.id)
+        state = _state(*rows) if rows is not None else "invalid"
+        raise InviteUnusable(state if state != "valid" else "used")
     membership = session.get(Membership, loaded.membership.id, populate_existing=True)
     move(membership, Status.LINK_USED)
     session.add(membership)
