@@ -139,7 +139,8 @@ def test_postgres_refuses_truncate(app, journey, db) -> None:
     db.commit()  # TRUNCATE waits for every open transaction on the table, including this one
     for table in ("ledger_entry", "policy_version"):
         with pytest.raises(DBAPIError, match="append-only"):
-            run_sql(app, f"TRUNCATE {table} CASCADE")
+            # A lock timeout turns a forgotten open transaction into a failure, not a hung run.
+            run_sql(app, "SET LOCAL lock_timeout = '10s'", f"TRUNCATE {table} CASCADE")
     assert len(entries(db, school_id(db))) == count
 
 
