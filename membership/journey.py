@@ -30,6 +30,7 @@ from .models import (
 from .states import ENDED, IllegalTransition, move, person_actor
 from .urls import external_url
 
+
 class AlreadyStarted(Exception):
     """This email already has a live membership in the group."""
 
@@ -39,7 +40,14 @@ class AlreadyStarted(Exception):
 
 
 class InvitationUnusable(Exception):
-    """A personal invitation is used, revoked, expired or for another group."""
+    """A personal invitation is used, revoked, expired or for another group.
+
+    reason is one of used, revoked, expired, so the page can say what happened.
+    """
+
+    def __init__(self, reason: str = "used") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class PolicyChanged(Exception):
@@ -73,10 +81,21 @@ def live_membership(session: Session, group_id: int, email: str) -> Membership |
     ).first()
 
 
+def invitation_problem(invitation: CarerInvitation) -> str | None:
+    """Why a personal invitation can no longer be used (used, revoked, expired), or None if it can."""
+    if invitation.used_at is not None:
+        return "used"
+    if invitation.revoked_at is not None:
+        return "revoked"
+    if invitation.expires_at <= utcnow():
+        return "expired"
+    return None
+
+
 def _consume_invitation(session: Session, invitation_id: int, email: str) -> CarerInvitation:
     invitation = session.get(CarerInvitation, invitation_id)
     if invitation is None or invitation.email != email:
-        raise InvitationUnusable()
+        raise InvitationUnusable("used")
     now = utcnow()
     result = session.exec(
         update(CarerInvitation)
@@ -89,7 +108,8 @@ def _consume_invitation(session: Session, invitation_id: int, email: str) -> Car
         .values(used_at=now)
     )
     if result.rowcount != 1:
-        raise InvitationUnusable()
+        session.refresh(invitation)
+        raise InvitationUnusable(invitation_problem(invitation) or "used")
     return invitation
 
 
@@ -185,11 +205,17 @@ def verify_email(session: Session, token: str) -> Membership:
     """Confirm the email behind a verification link; repeat clicks are harmless.
 
     Raises tokens.TokenInvalid / TokenExpired, or IllegalTransition when the start has expired.
+    A start older than the reservation window is expired here (and its code use given back)
+    even when the link itself is younger, as a re-sent link can be: the hold lasts 24 hours
+    from the start, not from the latest email. The caller commits in that case too.
     """
     payload = tokens.load("verify-email", token)
     membership = session.get(Membership, payload.get("m")) if isinstance(payload.get("m"), int) else None
     if membership is None:
         raise tokens.TokenInvalid("verify-email")
+    if membership.status == Status.DETAILS_GIVEN and membership.holds_code_use:
+        codes.release_stale(session, membership.code_id)
+        session.refresh(membership)
     if membership.status == Status.DETAILS_GIVEN:
         group = session.get(Group, membership.group_id)
         _mark_verified(session, group, membership, session.get(Person, membership.person_id), channel="email-link")

@@ -60,6 +60,9 @@ def child_name(raw: str | None) -> str:
         raise Invalid("Use the child's first name and only the first letter of their surname, like Amelia R.")
     if _INITIAL.match(last) and len(words) > 1 and not last.endswith("."):
         name = f"{name}."
+    if len(name) > CHILD_NAME_MAX:
+        # The full stop added after an initial must fit too: the stored name is what counts.
+        raise Invalid(f"The child's name must be {CHILD_NAME_MAX} characters or fewer")
     return name
 
 

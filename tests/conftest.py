@@ -8,13 +8,23 @@ from html import unescape
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import create_engine
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, func
 from sqlmodel import Session, SQLModel, select
 
 from membership import create_app, schools
 from membership.db import session_scope
 from membership.extensions import limiter
-from membership.models import OutboxMessage
+from membership.models import (
+    CarerInvitation,
+    EnrolmentCode,
+    Invite,
+    LedgerEntry,
+    Membership,
+    OutboxMessage,
+    Person,
+    Role,
+)
 
 BASE_URL = "http://classgate.test"
 HIDDEN = re.compile(r'<input[^>]*type="hidden"[^>]*>')
@@ -59,10 +69,25 @@ def config(database_url, tmp_path) -> dict:
     }
 
 
+class PhoneClient(FlaskClient):
+    """A test client whose every request runs in its own application context, as in production.
+
+    The `app` fixture keeps a context open for the whole test (so factories can use the app),
+    and Flask would otherwise reuse it for each request, carrying `g` (Flask-WTF's CSRF token,
+    Flask-Login's user, the request's database session) from one phone's request to another's.
+    """
+
+    def open(self, *args, **kwargs):
+        """Make the request inside a fresh application context."""
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(config):
     """A Classgate app with its tables created."""
     app = create_app(config)
+    app.test_client_class = PhoneClient
     limiter.reset()
     engine = app.extensions["classgate_engine"]
     SQLModel.metadata.create_all(engine)
@@ -221,3 +246,82 @@ def journey(browser, db, make_code):
             return self.agree(slug)
 
     return Journey()
+
+
+# --- Helpers for checking that a refused request changed nothing -------------------------------
+
+
+def snapshot(session) -> dict:
+    """What a parent's request could change: rows, statuses, code uses, invitations and mail."""
+    session.commit()
+
+    def count(model) -> int:
+        return session.exec(select(func.count()).select_from(model)).one()
+
+    return {
+        "memberships": count(Membership),
+        "people": count(Person),
+        "ledger": count(LedgerEntry),
+        "invites": count(Invite),
+        "outbox": count(OutboxMessage),
+        "statuses": sorted((m.id, str(m.status)) for m in session.exec(select(Membership))),
+        "code_uses": sorted((c.id, c.uses_taken, c.revoked_at is None) for c in session.exec(select(EnrolmentCode))),
+        "invite_states": sorted(
+            (i.id, i.used_at is None, i.revoked_at is None) for i in session.exec(select(Invite))
+        ),
+        "invitation_states": sorted(
+            (i.id, i.used_at is None, i.revoked_at is None) for i in session.exec(select(CarerInvitation))
+        ),
+    }
+
+
+def csrf_token(browser: Browser, url: str = "/join/year-2-ash") -> str:
+    """A valid CSRF token for this browser's session, read from a page with a form."""
+    return Browser.hidden_fields(browser.get(url).get_data(as_text=True))["csrf_token"]
+
+
+def error_summary(response) -> list[tuple[str, str]]:
+    """The error summary's entries as (link target, message), checking each target is on the page."""
+    html = response.get_data(as_text=True)
+    summary = re.search(r'<div class="error-summary".*?</div>', html, re.S)
+    entries = re.findall(r'<a href="#([^"]*)">([^<]*)</a>', summary.group(0)) if summary else []
+    for target, _ in entries:
+        assert f'id="{target}"' in html, f"the error summary links to #{target}, which is not on the page"
+    return [(f"#{target}", unescape(message).strip()) for target, message in entries]
+
+
+@pytest.fixture
+def group(db):
+    """Look a group up by its slug (fresh from the database)."""
+    def find(slug: str = "year-2-ash"):
+        db.commit()
+        return schools.group_by_slug(db, slug)
+
+    return find
+
+
+@pytest.fixture
+def make_child(app, school):
+    """A factory: a new child in a group, returning (child id, printed code)."""
+
+    def make(group_slug: str = "year-2-ash", name: str = "Amelia R.", uses_allowed: int = 2) -> tuple[int, str]:
+        with session_scope() as session:
+            group_row = schools.group_by_slug(session, group_slug)
+            new = schools.add_child(session, group_row, name, uses_allowed=uses_allowed)
+            return new.child.id, new.code
+
+    return make
+
+
+@pytest.fixture
+def make_moderator(app, school):
+    """A factory: a moderator account for some groups, returning its email."""
+
+    def make(email: str, *group_slugs: str) -> str:
+        with session_scope() as session:
+            school_row = schools.school_by_slug(session, "elm-primary")
+            groups = [schools.group_by_slug(session, slug) for slug in group_slugs]
+            schools.create_user(session, school_row, email, Role.MODERATOR, name="Class Rep", groups=groups)
+        return email
+
+    return make

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from membership import ledger
-from membership.models import EnrolmentCode, Invite, LedgerEntry, Membership, Person, School, Status
+from membership.models import LedgerEntry, Membership, Person, School, Status
 
 from .conftest import DETAILS, link_in, outbox, text_of
 

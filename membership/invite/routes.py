@@ -26,7 +26,9 @@ def show_invite(token: str):
     except invites.InviteUnusable as exc:
         return _unusable(exc.reason)
     school = db.get(School, loaded.group.school_id)
-    return render_template("invite/show_invite.html", loaded=loaded, group=loaded.group, school=school, form=ConfirmForm())
+    return render_template(
+        "invite/show_invite.html", loaded=loaded, group=loaded.group, school=school, form=ConfirmForm()
+    )
 
 
 @bp.route("/<token>", methods=["POST"])

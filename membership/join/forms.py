@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, RadioField, StringField, TelField
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length
 from wtforms.widgets import HiddenInput
-from wtforms.validators import InputRequired, Length
 
 from .. import validation
 from ..forms_common import cleaned
@@ -19,7 +19,12 @@ class CodeForm(FlaskForm):
 
     code = StringField(
         "Code from the school letter",
-        validators=[InputRequired("Enter the code from the school letter"), Length(max=40, message="That code is too long")],
+        # Spaces alone are no code at all: say so, rather than that the code was not accepted.
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        validators=[
+            DataRequired("Enter the code from the school letter"),
+            Length(max=40, message="That code is too long"),
+        ],
     )
 
 
@@ -37,6 +42,7 @@ class DetailsForm(FlaskForm):
         "Are you the child's parent or carer?",
         choices=RELATIONSHIPS,
         validators=[InputRequired("Select whether you are the child's parent or carer")],
+        invalid_choice_message="Select whether you are the child's parent or carer",
     )
     email = EmailField("Email address", validators=[cleaned(validation.email)])
     mobile = TelField("Mobile number (optional)", validators=[cleaned(validation.mobile)])
@@ -48,7 +54,9 @@ class AgreeForm(FlaskForm):
     coc_version = IntegerField(widget=HiddenInput())
     notice_version = IntegerField(widget=HiddenInput())
     agree_coc = BooleanField(validators=[InputRequired("Tick the box to agree to the code of conduct")])
-    acknowledge_notice = BooleanField(validators=[InputRequired("Tick the box to confirm you have read the data notice")])
+    acknowledge_notice = BooleanField(
+        validators=[InputRequired("Tick the box to confirm you have read the data notice")]
+    )
 
 
 class ConfirmForm(FlaskForm):

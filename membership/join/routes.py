@@ -21,8 +21,13 @@ CODE_REFUSED = (
 
 
 def _only_failures(response) -> bool:
-    """Count a code attempt against the limits only when it was refused."""
-    return response.status_code != 303
+    """Count a code attempt against the limits only when it was refused.
+
+    A request already turned away by a limit (429) is not an attempt: counting it would let one
+    paused phone, by simply carrying on, use up the whole group's allowance and lock every other
+    parent in the class out.
+    """
+    return response.status_code not in (303, 429)
 
 
 def _group_key() -> str:
@@ -118,16 +123,25 @@ def use_invitation(slug: str, token: str):
         payload = tokens.load("carer-invitation", token)
         invitation = get_session().get(CarerInvitation, payload.get("c")) if isinstance(payload.get("c"), int) else None
         child = get_session().get(Child, invitation.child_id) if invitation else None
-        if invitation and child and child.group_id == group.id and tokens.nonce_matches(payload.get("n"), invitation.nonce_hash):
-            if invitation.used_at is None and invitation.revoked_at is None:
+        genuine = invitation is not None and tokens.nonce_matches(payload.get("n"), invitation.nonce_hash)
+        if genuine and child is not None and child.group_id == group.id:
+            reason = journey.invitation_problem(invitation)
+            if reason is None:
                 _save_journey(group, m=Verification.INVITATION.value, i=invitation.id)
                 return redirect(url_for(".your_details", slug=slug))
-            reason = "used"
     except tokens.TokenExpired:
         reason = "expired"
     except tokens.TokenInvalid:
         reason = "invalid"
-    return render_template("join/invitation_unusable.html", group=group, school=school, reason=reason), 410
+    return _invitation_unusable(group, school, reason)
+
+
+def _invitation_unusable(group: Group, school: School, reason: str):
+    """The page for a personal invitation that cannot be used: 404 if it is not one of ours, else 410."""
+    return (
+        render_template("join/invitation_unusable.html", group=group, school=school, reason=reason),
+        404 if reason == "invalid" else 410,
+    )
 
 
 @bp.route("/<slug>/details", methods=["GET", "POST"])
@@ -141,7 +155,9 @@ def your_details(slug: str):
     db = get_session()
     invitation = db.get(CarerInvitation, progress["i"]) if progress.get("i") else None
     form = DetailsForm()
-    if invitation is not None and request.method == "GET":
+    if invitation is not None:
+        # The invited address is the one the school vouched for: whatever comes back in the
+        # read-only box (edited, emptied or forged) is ignored, and the page always shows it.
         form.email.data = invitation.email
     if form.validate_on_submit():
         proof = journey.Proof(
@@ -159,16 +175,18 @@ def your_details(slug: str):
             session.pop("journey", None)
             flash(CODE_REFUSED, "error")
             return redirect(url_for(".join_group", slug=slug), 303)
-        except journey.InvitationUnusable:
+        except journey.InvitationUnusable as unusable:
             db.rollback()
             session.pop("journey", None)
-            return render_template("join/invitation_unusable.html", group=group, school=school, reason="used"), 410
+            return _invitation_unusable(group, school, unusable.reason)
         except journey.AlreadyStarted as started:
-            # Say nothing to this browser about that email; tell the mailbox's owner instead.
+            # Say nothing to this browser about that email; tell the mailbox's owner instead. The
+            # answer is the same redirect to the same 'Check your email' page as a first start,
+            # but this browser is given no hold on the membership (it may not be its owner's).
             journey.send_continue(db, group, started.membership)
             db.commit()
             _save_journey(group, sent_to=email)
-            return redirect(url_for(".check_email", slug=slug), 303)
+            return redirect(url_for(".check_email", slug=slug))
         db.commit()
         _save_journey(group, mid=membership.id, sent_to=email)
         return _next_step(group, membership)
@@ -189,15 +207,25 @@ def check_email(slug: str):
         return redirect(url_for(".join_group", slug=slug))
     form = ConfirmForm()
     membership = _membership(group)
-    if form.validate_on_submit() and membership is not None and membership.status == Status.DETAILS_GIVEN:
+    # A browser that started again with an email already in the group holds no membership; it
+    # gets the same page and button as a first start, and the button re-sends the 'continue'
+    # email to that address's owner, so the page never tells whether the email was known.
+    repeat_start = "mid" not in progress
+    can_resend = repeat_start or (membership is not None and membership.status == Status.DETAILS_GIVEN)
+    if form.validate_on_submit() and can_resend:
         db = get_session()
-        journey.send_verification(db, group, membership, db.get(journey.Person, membership.person_id))
+        if repeat_start:
+            existing = journey.live_membership(db, group.id, progress["sent_to"])
+            if existing is not None:
+                journey.send_continue(db, group, existing)
+        else:
+            journey.send_verification(db, group, membership, db.get(journey.Person, membership.person_id))
         db.commit()
         flash("We have sent the email again.")
         return redirect(url_for(".check_email", slug=slug), 303)
     return render_template(
         "join/check_email.html", group=group, school=school, form=form, email=progress["sent_to"],
-        can_resend=membership is not None and membership.status == Status.DETAILS_GIVEN,
+        can_resend=can_resend,
     )
 
 
@@ -213,6 +241,7 @@ def verify_email(token: str):
     except tokens.TokenInvalid:
         return render_template("join/link_problem.html", reason="invalid"), 404
     except IllegalTransition:
+        db.commit()  # keep the code use given back by a start found to be too old
         return render_template("join/link_problem.html", reason="expired"), 410
     db.commit()
     group = db.get(Group, membership.group_id)
@@ -247,7 +276,10 @@ def agree(slug: str):
         if agreed.invite_token:
             return redirect(url_for("invite.show_invite", token=agreed.invite_token), 303)
         return redirect(url_for(".waiting", slug=slug), 303)
-    form.coc_version.data, form.notice_version.data = coc.id, notice.id
+    # Always offer the versions shown on this page, even when re-showing a refused form whose
+    # hidden fields named older ones (a field re-renders what was posted unless told otherwise).
+    for hidden, version in ((form.coc_version, coc), (form.notice_version, notice)):
+        hidden.data, hidden.raw_data = version.id, None
     status = 400 if form.errors else 200
     return render_template(
         "join/agree.html", group=group, school=school, form=form, coc=coc, notice=notice,

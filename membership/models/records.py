@@ -139,7 +139,9 @@ POSTGRES_GUARDS = [
 
 
 def _attach_guards() -> None:
-    event.listen(SQLModel.metadata, "before_create", DDL(POSTGRES_FUNCTION.replace("%", "%%")).execute_if(dialect="postgresql"))
+    # DDL() formats with %, so the function's own % placeholder is doubled.
+    function = DDL(POSTGRES_FUNCTION.replace("%", "%%")).execute_if(dialect="postgresql")
+    event.listen(SQLModel.metadata, "before_create", function)
     for model in (LedgerEntry, PolicyVersion):
         name = model.__tablename__
         for statement in SQLITE_GUARDS:
