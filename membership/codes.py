@@ -105,26 +105,36 @@ def reserve_use(session: Session, code_id: int) -> None:
 def release_stale(session: Session, code_id: int | None = None) -> int:
     """Give back the uses held by starts whose email was not verified in time; return how many."""
     cutoff = utcnow() - timedelta(hours=current_app.config["RESERVATION_HOURS"])
-    query = select(Membership.id, Membership.code_id).where(
+    query = select(Membership.id).where(
         Membership.status == Status.DETAILS_GIVEN,
         Membership.holds_code_use.is_(True),
         Membership.created_at < cutoff,
     )
     if code_id is not None:
         query = query.where(Membership.code_id == code_id)
-    released = 0
-    for membership_id, held_code_id in session.exec(query).all():
-        # Only the writer whose UPDATE flips the row gives the use back, so it is never returned twice.
-        flipped = session.exec(
-            update(Membership)
-            .where(Membership.id == membership_id, Membership.status == Status.DETAILS_GIVEN)
-            .values(status=Status.EXPIRED, holds_code_use=False, ended_at=utcnow(), updated_at=utcnow())
+    return sum(end_unconfirmed(session, membership_id, Status.EXPIRED) for membership_id in session.exec(query).all())
+
+
+def end_unconfirmed(session: Session, membership_id: int, status: Status, reason: str | None = None) -> bool:
+    """End a start whose email is not yet confirmed and give its code use back; False if it moved on.
+
+    Only the writer whose UPDATE flips the row gives the use back, so it is never returned twice.
+    """
+    held_code_id = session.exec(
+        select(Membership.code_id).where(Membership.id == membership_id, Membership.holds_code_use.is_(True))
+    ).first()
+    now = utcnow()
+    flipped = session.exec(
+        update(Membership)
+        .where(Membership.id == membership_id, Membership.status == Status.DETAILS_GIVEN)
+        .values(status=status, holds_code_use=False, ended_at=now, updated_at=now, end_reason=reason)
+    )
+    if flipped.rowcount != 1:
+        return False
+    if held_code_id is not None:
+        session.exec(
+            update(EnrolmentCode)
+            .where(EnrolmentCode.id == held_code_id, EnrolmentCode.uses_taken > 0)
+            .values(uses_taken=EnrolmentCode.uses_taken - 1)
         )
-        if flipped.rowcount == 1 and held_code_id is not None:
-            session.exec(
-                update(EnrolmentCode)
-                .where(EnrolmentCode.id == held_code_id, EnrolmentCode.uses_taken > 0)
-                .values(uses_taken=EnrolmentCode.uses_taken - 1)
-            )
-            released += 1
-    return released
+    return True

@@ -66,6 +66,7 @@ class Proof:
     code_id: int | None = None
     invitation_id: int | None = None
     claimed_child_name: str | None = None
+    replaces: int | None = None  # an unconfirmed start made earlier in the same browser
 
 
 def live_membership(session: Session, group_id: int, email: str) -> Membership | None:
@@ -128,6 +129,11 @@ def start(
     With a personal invitation the email was proven by the invitation link itself, so the
     membership starts verified.
     """
+    # Starts in one group queue behind each other (PostgreSQL row lock; SQLite's writer lock),
+    # so two simultaneous starts with one email cannot both pass the check below.
+    session.exec(select(Group.id).where(Group.id == group.id).with_for_update()).one()
+    if proof.replaces:
+        _withdraw_unconfirmed(session, group, proof.replaces)
     existing = live_membership(session, group.id, email)
     if existing is not None:
         raise AlreadyStarted(existing)
@@ -163,6 +169,24 @@ def start(
     else:
         send_verification(session, group, membership, person)
     return membership
+
+
+def _withdraw_unconfirmed(session: Session, group: Group, membership_id: int) -> None:
+    """Starting again in the same browser (a mistyped email, say) ends the earlier unconfirmed start.
+
+    Without this, each retry would hold one of the code's uses for 24 hours and could lock the
+    child's other carer out.
+    """
+    earlier = session.get(Membership, membership_id)
+    if earlier is None or earlier.group_id != group.id:
+        return
+    if codes.end_unconfirmed(session, earlier.id, Status.LEFT, reason="started again"):
+        person = session.get(Person, earlier.person_id)
+        ledger.append(
+            session, group.school_id, "withdraw", actor=person_actor(person), channel="web",
+            person_ref=person.ref, group_id=group.id, child_id=earlier.child_id, membership_id=earlier.id,
+            detail={"reason": "started again before confirming the email"},
+        )
 
 
 def verification_token(membership: Membership) -> str:

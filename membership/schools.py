@@ -98,6 +98,7 @@ def add_child(session: Session, group: Group, display_name: str, uses_allowed: i
 def invite_carer(session: Session, group: Group, child: Child, email: str) -> CarerInvitation:
     """Email a carer on the school's records a personal, single-use link for this child."""
     nonce, nonce_hash = tokens.new_nonce()
+    email = valid_email(email)  # stored as the journey compares it, so a mixed-case address still matches
     invitation = CarerInvitation(
         child_id=child.id, email=email, nonce_hash=nonce_hash,
         expires_at=utcnow() + tokens.lifetime("carer-invitation"),

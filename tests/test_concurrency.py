@@ -221,3 +221,21 @@ def test_ten_simultaneous_agreements_never_fork_the_ledger(live_server, web, mak
     assert db.exec(select(func.count()).select_from(Invite)).one() == 10
     assert ledger.verify(db, sid).ok
     assert live_server.errors() == [], live_server.log()
+
+
+def test_one_email_started_from_six_phones_at_once_gets_one_membership(live_server, web, make_code, db):
+    """Simultaneous starts with one email make one request; the rest get a 'carry on' email, not a duplicate."""
+    parents = [web() for _ in range(6)]
+    for number, parent in enumerate(parents):
+        give_code(parent, make_code(name=f"Child {chr(ord('A') + number)}."))
+    forms = [{**parent.form(f"/join/{GROUP}/details"), **details("same@example.com")} for parent in parents]
+    responses = race(parents, f"/join/{GROUP}/details", forms)
+
+    assert all(where(response) == f"/join/{GROUP}/check-email" for response in responses), live_server.log()
+    memberships = db.exec(select(Membership)).all()
+    assert len(memberships) == 1
+    assert sum(code.uses_taken for code in db.exec(select(EnrolmentCode))) == 1
+    assert len(outbox(db, to="same@example.com", kind="verify-email")) == 1
+    assert len(outbox(db, to="same@example.com", kind="continue")) == 5
+    assert ledger.verify(db, school_id(db)).ok
+    assert live_server.errors() == [], live_server.log()

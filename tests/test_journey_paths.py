@@ -615,3 +615,24 @@ def test_double_tap_on_agree_records_once(journey: Any, browser: Browser, db: Se
     assert "Your link is in your email" in text_of(browser.get(f"{ASH}/done"))
     assert ledger_actions(db) == ["request", "email_verified", "agree", "acknowledge", "approve", "invite_issue"]
     assert snapshot(db)["invites"] == 1
+
+
+def test_starting_again_after_a_mistyped_email_gives_the_code_use_back(browser, db, make_code, make_browser):
+    """A parent who mistypes their email and starts again does not lock the other carer out."""
+    code = make_code(uses_allowed=2)
+    browser.submit("/join/year-2-ash", {"code": code})
+    browser.submit("/join/year-2-ash/details", {**DETAILS, "email": "sam@exmaple.com"})
+    browser.submit("/join/year-2-ash", {"code": code})
+    browser.submit("/join/year-2-ash/details", DETAILS)
+    db.commit()
+    assert db.exec(select(EnrolmentCode)).one().uses_taken == 1
+    statuses = sorted(m.status for m in db.exec(select(Membership)))
+    assert statuses == [Status.DETAILS_GIVEN, Status.LEFT]
+    assert db.exec(select(LedgerEntry).where(LedgerEntry.action == "withdraw")).one()
+
+    other_carer = make_browser()
+    other_carer.submit("/join/year-2-ash", {"code": code})
+    response = other_carer.submit("/join/year-2-ash/details", {**DETAILS, "email": "alex@example.com"})
+    assert "/check-email" in response.headers["Location"]
+    db.commit()
+    assert db.exec(select(EnrolmentCode)).one().uses_taken == 2

@@ -13,11 +13,8 @@ from ..states import IllegalTransition
 from . import bp
 from .forms import AgreeForm, CodeForm, ConfirmForm, DetailsForm, NoCodeForm
 
-CODE_REFUSED = (
-    "That code was not accepted. Check it against the school letter: it is 12 letters and numbers, "
-    "like ABCD-EFGH-JKMN. If it still does not work, it may already have been used by the carers "
-    "it allows, so ask the school office for a new one, or join without a code."
-)
+# One message for wrong, unknown, revoked and used-up codes: it never says which.
+CODE_REFUSED = "That code was not accepted. Check it against the school letter and try again"
 
 
 def _only_failures(response) -> bool:
@@ -61,6 +58,10 @@ def _journey(group: Group) -> dict:
 
 
 def _save_journey(group: Group, **values) -> None:
+    """Record progress; an earlier unconfirmed start in this browser is remembered as `prev`."""
+    earlier = _journey(group).get("mid") or _journey(group).get("prev")
+    if earlier and "mid" not in values:
+        values["prev"] = earlier
     session["journey"] = {"g": group.id, **values}
 
 
@@ -162,7 +163,7 @@ def your_details(slug: str):
     if form.validate_on_submit():
         proof = journey.Proof(
             Verification(progress["m"]), code_id=progress.get("c"), invitation_id=progress.get("i"),
-            claimed_child_name=progress.get("n"),
+            claimed_child_name=progress.get("n"), replaces=progress.get("prev"),
         )
         email = invitation.email if invitation is not None else form.email.cleaned
         try:
