@@ -17,6 +17,7 @@ from .models import (
     CarerInvitation,
     Child,
     DocumentKind,
+    EnrolmentCode,
     Group,
     GroupModerator,
     Membership,
@@ -140,7 +141,7 @@ def start(
     child_id = None
     if proof.method == Verification.CODE:
         codes.reserve_use(session, proof.code_id)
-        child_id = session.get(codes.EnrolmentCode, proof.code_id).child_id
+        child_id = session.get(EnrolmentCode, proof.code_id).child_id
     elif proof.method == Verification.INVITATION:
         child_id = _consume_invitation(session, proof.invitation_id, email).child_id
     person = Person(name=name, email=email, mobile=mobile)
