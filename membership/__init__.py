@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as settings
 from . import db
-from .extensions import csrf, limiter
+from .extensions import csrf, limiter, login_manager
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -39,16 +39,23 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
 
     from .account import bp as account_bp
+    from .auth import bp as auth_bp
     from .invite import bp as invite_bp
     from .join import bp as join_bp
+    from .moderate import bp as moderate_bp
     from .web import bp as web_bp
 
     app.register_blueprint(web_bp)
     app.register_blueprint(join_bp)
     app.register_blueprint(invite_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(moderate_bp)
 
     from .cli import register
 

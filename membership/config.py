@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,10 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
         "CODE_LIMIT_PER_CLIENT": env.get("CODE_LIMIT_PER_CLIENT", "10 per minute;40 per hour"),
         "CODE_LIMIT_PER_GROUP": env.get("CODE_LIMIT_PER_GROUP", "120 per hour"),
         "MAIL_LIMIT_PER_CLIENT": env.get("MAIL_LIMIT_PER_CLIENT", "5 per minute;20 per hour"),
+        "SIGNIN_LIMIT_PER_CLIENT": env.get("SIGNIN_LIMIT_PER_CLIENT", "10 per minute;60 per hour"),
+        "SIGNIN_LIMIT_PER_ACCOUNT": env.get("SIGNIN_LIMIT_PER_ACCOUNT", "10 per hour"),
+        # Staff and moderators stay signed in for a working day at most.
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(env.get("SIGNIN_HOURS", "12"))),
         "INVITE_MAX_AGE_HOURS": int(env.get("INVITE_MAX_AGE_HOURS", "72")),
         "CARER_INVITATION_DAYS": int(env.get("CARER_INVITATION_DAYS", "7")),
         "RESERVATION_HOURS": int(env.get("RESERVATION_HOURS", "24")),

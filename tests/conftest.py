@@ -325,3 +325,42 @@ def make_moderator(app, school):
         return email
 
     return make
+
+
+# --- Staff and moderator accounts -----------------------------------------------------------------
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def make_account(app, school):
+    """A factory: an account with a password, optionally a moderator of some groups who has accepted the notice."""
+    from membership import moderation
+
+    def make(email: str, role: Role = Role.MODERATOR, groups: tuple[str, ...] = ("year-2-ash",), *,
+             password: str = PASSWORD, accept_notice: bool = True, school_slug: str = "elm-primary") -> int:
+        with session_scope() as session:
+            school_row = schools.school_by_slug(session, school_slug)
+            group_rows = [schools.group_by_slug(session, slug) for slug in groups]
+            user = schools.create_user(session, school_row, email, role, name=email.split("@")[0], groups=group_rows,
+                                       password=password)
+            if accept_notice:
+                moderation.accept_notice(session, user, moderation.current_notice(session, school_row.id).id)
+            return user.id
+
+    return make
+
+
+def sign_in(browser: Browser, email: str, password: str = PASSWORD):
+    """Sign a browser in through /login; returns the response."""
+    return browser.submit("/login", {"email": email, "password": password})
+
+
+@pytest.fixture
+def moderator(make_account, make_browser) -> Browser:
+    """A signed-in moderator of Year 2 Ash who has accepted the moderator notice."""
+    make_account("rep@elm.example")
+    phone = make_browser()
+    response = sign_in(phone, "rep@elm.example")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return phone

@@ -16,6 +16,7 @@ from .school import (
     Child,
     EnrolmentCode,
     Group,
+    GroupBlock,
     GroupModerator,
     Platform,
     Role,
@@ -24,7 +25,7 @@ from .school import (
 )
 
 __all__ = [
-    "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group",
+    "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group", "GroupBlock",
     "GroupModerator", "Invite", "LedgerEntry", "LedgerHead", "Membership", "OutboxMessage",
     "PLATFORM_LABELS", "Person", "Platform", "PolicyVersion", "Role", "School", "Status",
     "UTCDateTime", "User", "Verification", "utcnow",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 
@@ -123,7 +124,47 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=255)
     password_changed_at: datetime | None = when_field()
     active: bool = Field(default=True)
+    notice_version_id: int | None = Field(default=None, foreign_key="policy_version.id")
+    notice_accepted_at: datetime | None = when_field()
     created_at: datetime = created_field()
+
+    # Flask-Login's interface. The id carries a fingerprint of the password hash, so changing
+    # the password ends every session signed in with the old one.
+    @property
+    def is_authenticated(self) -> bool:
+        """Always true for a loaded account."""
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        """Stood-down accounts cannot sign in."""
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Never anonymous."""
+        return False
+
+    def get_id(self) -> str:
+        """The session's reference to this account: id and password fingerprint."""
+        digest = hashlib.sha256((self.password_hash or "unset").encode()).hexdigest()[:16]
+        return f"{self.id}:{digest}"
+
+
+class GroupBlock(SQLModel, table=True):
+    """Someone removed from a group, kept out of it whatever code they come back with."""
+
+    __tablename__ = "group_block"
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="class_group.id", index=True)
+    membership_id: int | None = Field(default=None, foreign_key="membership.id")
+    email: str | None = Field(default=None, max_length=254, index=True)
+    mobile: str | None = Field(default=None, max_length=20)
+    reason: str = Field(max_length=40)
+    created_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = created_field()
+    lifted_at: datetime | None = when_field()
 
 
 class GroupModerator(SQLModel, table=True):
