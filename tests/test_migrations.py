@@ -23,9 +23,6 @@ from membership.models.records import APPEND_ONLY_TABLES
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 
-# alembic.ini has no `path_separator = os` yet (Alembic 1.16+ warns); harmless for these tests.
-pytestmark = pytest.mark.filterwarnings("ignore:No path_separator found in configuration:DeprecationWarning")
-
 DATABASES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param(
@@ -141,3 +138,30 @@ def test_downgrade_to_base_then_upgrade_again(alembic_cfg, engine) -> None:
     add_school_with_records(engine)
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
         connection.exec_driver_sql("UPDATE ledger_entry SET statement = 'changed'")
+
+
+def test_upgrade_keeps_the_data_of_a_school_already_using_classgate(alembic_cfg, engine) -> None:
+    """A school on the first version upgrades in place: its accounts and moderators survive every later revision."""
+    command.upgrade(alembic_cfg, "0001")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO school (id, slug, name, concerns_email, created_at) "
+            "VALUES (1, 'oak', 'Oak School', 'office@oak.example', CURRENT_TIMESTAMP)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO class_group (id, school_id, slug, name, description, platform, chat_url, "
+            "requires_approval, academic_year, created_at) "
+            "VALUES (1, 1, 'y3', 'Year 3', '', 'whatsapp', '', false, '2026-27', CURRENT_TIMESTAMP)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO user_account (id, school_id, email, name, role, active, created_at) "
+            "VALUES (1, 1, 'rep@oak.example', 'Rep', 'moderator', true, CURRENT_TIMESTAMP)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO group_moderator (group_id, user_id, appointed_at) VALUES (1, 1, CURRENT_TIMESTAMP)"
+        )
+    command.upgrade(alembic_cfg, "head")
+    assert differences(engine) == []
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT email FROM user_account").scalars().all() == ["rep@oak.example"]
+        assert connection.exec_driver_sql("SELECT user_id FROM group_moderator").scalars().all() == [1]
