@@ -35,8 +35,11 @@ class LoadedInvite:
     group: Group
 
 
-def issue(session: Session, membership: Membership, *, actor: str, channel: str) -> str:
-    """Issue a new invite (revoking any open one), email it, and return its token."""
+def issue(session: Session, membership: Membership, *, actor: str, channel: str, opening: str | None = None) -> str:
+    """Issue a new invite (revoking any open one), email it, and return its token.
+
+    `opening` is a first line for the email saying why it comes now (approved, re-sent…).
+    """
     now = utcnow()
     _revoke_open(session, membership.id, now)
     nonce, nonce_hash = tokens.new_nonce()
@@ -60,7 +63,7 @@ def issue(session: Session, membership: Membership, *, actor: str, channel: str)
     )
     mail.queue(
         session, person.email, "invite", kind="invite", person_id=person.id, group=group, person=person,
-        link=external_url("invite.show_invite", token=token),
+        link=external_url("invite.show_invite", token=token), opening=opening,
         hours=int(tokens.lifetime("invite") / timedelta(hours=1)),
     )
     return token

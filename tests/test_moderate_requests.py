@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -117,6 +118,7 @@ def membership_of_id(db: Session, membership_id: int) -> Membership:
 def redeem_emailed_invite(phone: Browser, db: Session, email: str = DETAILS["email"]):
     """The parent opens the invite email's link, sees the confirm page, and presses Open the group."""
     (message,) = outbox(db, to=email, kind="invite")
+    assert "the group's moderator has approved your request" in message.body_text
     link = link_in(message)
     assert "Open the group" in text_of(phone.get(link))
     return phone.submit(link)
@@ -270,7 +272,9 @@ def test_declining_records_the_reason_and_tells_the_parent_politely(journey, db,
     entry = entries(db, waiting.id)[-1]
     assert (entry.action, entry.actor, entry.channel) == ("reject", f"user:{rep.id}", "moderator")
     assert entry.person_ref == db.get(Person, membership.person_id).ref
-    assert json.loads(entry.detail)["reason"] == reason
+    detail = json.loads(entry.detail)
+    assert "reason" not in detail  # free text stays erasable, out of the permanent ledger
+    assert detail["reason_sha256"] == hashlib.sha256(reason.encode()).hexdigest()
 
     (message,) = outbox(db, to=DETAILS["email"], kind="request-declined")
     assert message.subject == "Your request to join Year 4 Birch"
@@ -313,17 +317,11 @@ def test_a_500_character_reason_is_accepted(journey, db, birch_rep_id):
     assert membership_of_id(db, waiting.id).end_note == "y" * 500
 
 
-def test_declining_gives_back_a_code_use_still_held(journey, db, birch_rep_id):
-    """If a request still holds one of its code's uses, declining it hands the use back for the other carer.
-
-    (The journey keeps a use for good once the email is confirmed, so this guards the rule rather than a
-    path a parent can take today.)
-    """
+def test_declining_gives_the_code_use_back(journey, db, birch_rep_id):
+    """A declined request does not keep one of the child's carer places: the real carer can still use the code."""
     waiting = ask_with_code(journey, db)
-    waiting.holds_code_use = True
-    db.add(waiting)
-    db.commit()
     uses_before = db.get(EnrolmentCode, waiting.code_id).uses_taken
+    assert uses_before == 1
 
     decisions.reject(db, membership_of_id(db, waiting.id), db.get(User, birch_rep_id), "Not in this class")
     db.commit()

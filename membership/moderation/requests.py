@@ -6,6 +6,7 @@ so a refused decision raises with nothing changed (callers roll back all the sam
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 
 from sqlalchemy import update
@@ -77,7 +78,10 @@ def _lock_pending(session: Session, moderator: User, membership: Membership) -> 
 def _approve_and_invite(session: Session, membership: Membership, moderator: User) -> str:
     """Approve, then issue and email the one-time invite; return its token."""
     journey.approve(session, membership, by=moderator)
-    return invites.issue(session, membership, actor=actor(moderator), channel=CHANNEL)
+    return invites.issue(
+        session, membership, actor=actor(moderator), channel=CHANNEL,
+        opening="Good news: the group's moderator has approved your request to join.",
+    )
 
 
 def approve(session: Session, membership: Membership, moderator: User) -> str:
@@ -120,8 +124,9 @@ def reject(
     membership.ended_at = now
     membership.end_reason = "rejected"
     membership.end_note = reason
-    if membership.holds_code_use and membership.code_id is not None:
-        # A use still only reserved (not kept for good) goes back, so the child's other carer can use the code.
+    if membership.verified_by == Verification.CODE and membership.code_id is not None:
+        # A declined request does not keep one of the child's carer places: if it was not a
+        # genuine carer, the real one must still be able to use the code.
         session.exec(
             update(EnrolmentCode)
             .where(EnrolmentCode.id == membership.code_id, EnrolmentCode.uses_taken > 0)
@@ -133,7 +138,13 @@ def reject(
     ledger.append(
         session, group.school_id, "reject", actor=actor(moderator), channel=CHANNEL, person_ref=person.ref,
         group_id=group.id, child_id=membership.child_id, membership_id=membership.id,
-        detail={"reason": reason, "reason_shared": tell_parent, "verified_by": membership.verified_by},
+        # The ledger can never be edited or erased, so free text (which may name people) stays
+        # in membership.end_note, erasable with the parent's details; the ledger keeps its hash.
+        detail={
+            "reason_sha256": hashlib.sha256(reason.encode("utf-8")).hexdigest(),
+            "reason_shared": tell_parent,
+            "verified_by": membership.verified_by,
+        },
     )
     if person.email:  # an erased person has no address left to write to
         mail.queue(
