@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from . import codes, invites, ledger, mail, policies, tokens
@@ -19,6 +19,7 @@ from .models import (
     DocumentKind,
     EnrolmentCode,
     Group,
+    GroupBlock,
     GroupModerator,
     Membership,
     Person,
@@ -49,6 +50,10 @@ class InvitationUnusable(Exception):
     def __init__(self, reason: str = "used") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Blocked(Exception):
+    """A moderator removed this email or mobile from the group; no code lets them back in."""
 
 
 class PolicyChanged(Exception):
@@ -133,6 +138,8 @@ def start(
     # Starts in one group queue behind each other (PostgreSQL row lock; SQLite's writer lock),
     # so two simultaneous starts with one email cannot both pass the check below.
     session.exec(select(Group.id).where(Group.id == group.id).with_for_update()).one()
+    if is_blocked(session, group.id, email, mobile):
+        raise Blocked()
     if proof.replaces:
         _withdraw_unconfirmed(session, group, proof.replaces)
     existing = live_membership(session, group.id, email)
@@ -170,6 +177,16 @@ def start(
     else:
         send_verification(session, group, membership, person)
     return membership
+
+
+def is_blocked(session: Session, group_id: int, email: str, mobile: str | None) -> bool:
+    """True when an un-lifted removal from this group names this email (or this E.164 mobile)."""
+    match = GroupBlock.email == email
+    if mobile:
+        match = or_(match, GroupBlock.mobile == mobile)
+    return session.exec(
+        select(GroupBlock.id).where(GroupBlock.group_id == group_id, GroupBlock.lifted_at.is_(None), match)
+    ).first() is not None
 
 
 def _withdraw_unconfirmed(session: Session, group: Group, membership_id: int) -> None:

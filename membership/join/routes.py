@@ -176,6 +176,11 @@ def your_details(slug: str):
             session.pop("journey", None)
             flash(CODE_REFUSED, "error")
             return redirect(url_for(".join_group", slug=slug), 303)
+        except journey.Blocked:
+            # Removed from this group by a moderator: a clear answer, nothing kept, no code use taken.
+            db.rollback()
+            session.pop("journey", None)
+            return render_template("join/blocked.html", group=group, school=school), 403
         except journey.InvitationUnusable as unusable:
             db.rollback()
             session.pop("journey", None)
