@@ -8,10 +8,10 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from .models import DocumentKind, PolicyVersion
+from .models import DocumentKind, Group, Membership, PolicyVersion, Status
 
 TEXTS = Path(__file__).parent / "texts"
 
@@ -66,7 +66,25 @@ def publish(
     )
     session.add(version)
     session.flush()
+    if material and kind in MEMBER_DOCUMENTS:
+        _require_reagreement(session, school_id)
     return version
+
+
+# Documents every member agrees to; a material change to either asks them all to agree again.
+MEMBER_DOCUMENTS = (DocumentKind.CODE_OF_CONDUCT, DocumentKind.DATA_NOTICE)
+
+
+def _require_reagreement(session: Session, school_id: int) -> int:
+    """Flag every active member of the school's groups as needing to re-agree; return how many."""
+    active = (Status.APPROVED, Status.INVITED, Status.LINK_USED)
+    groups = select(Group.id).where(Group.school_id == school_id)
+    result = session.exec(
+        update(Membership)
+        .where(Membership.group_id.in_(groups), Membership.status.in_(active), Membership.needs_reagree.is_(False))
+        .values(needs_reagree=True)
+    )
+    return result.rowcount
 
 
 def publish_defaults(session: Session, school_id: int, review_due: date | None = None) -> None:

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from membership import policies, schools
 from membership.db import session_scope
-from membership.models import DocumentKind, LedgerEntry, PolicyVersion, School
+from membership.models import DocumentKind, LedgerEntry, Membership, PolicyVersion, School
 
 from .conftest import text_of
 
@@ -200,3 +200,20 @@ def test_ledger_keeps_the_exact_statement_and_fingerprint(school, journey, db) -
             kind.value, 1, version.id,
         )
         assert entry.document_sha256 == version.sha256
+
+
+@pytest.mark.parametrize(("kind", "material", "flagged"), [
+    (DocumentKind.CODE_OF_CONDUCT, True, True),
+    (DocumentKind.DATA_NOTICE, True, True),
+    (DocumentKind.CODE_OF_CONDUCT, False, False),
+    (DocumentKind.MODERATOR_NOTICE, True, False),
+])
+def test_material_change_asks_active_members_to_agree_again(journey, db, kind, material, flagged) -> None:
+    """A material change to what members agreed to flags every active member; minor changes do not."""
+    journey.through_agree()
+    db.commit()
+    school_id = db.exec(select(School.id)).one()
+    with session_scope() as session:
+        policies.publish(session, school_id, kind, "Changed text.", material=material)
+    db.commit()
+    assert db.exec(select(Membership)).one().needs_reagree is flagged

@@ -2,9 +2,6 @@
 
 from . import access  # noqa: F401, I001  (loaded first: sign-in and notice gate)
 
-from datetime import datetime, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
@@ -17,24 +14,10 @@ from . import bp
 from .access import load_group, load_membership
 from .member_forms import ActionForm, ChatLinkForm, RemoveForm, SeenForm
 
-try:
-    SCHOOL_TIME = ZoneInfo("Europe/London")
-except ZoneInfoNotFoundError:  # a slim container without tzdata: UTC beats failing
-    SCHOOL_TIME = timezone.utc
-
-
-def when(moment: datetime | None) -> str:
-    """A moment as a UK parent reads it: 9 January 2026, 2:05pm (UK time)."""
-    if moment is None:
-        return ""
-    local = moment.astimezone(SCHOOL_TIME)
-    return f"{local.day} {local:%B %Y}, {local.hour % 12 or 12}:{local:%M}{'am' if local.hour < 12 else 'pm'}"
-
-
 def _page(template: str, group: Group, status: int = 200, **context):
     """Render a members page with what every one of them shows: the group's tabs and counts."""
     counts = moderation.counts(get_session(), [group.id])[group.id]
-    return render_template(template, group=group, counts=counts, when=when, **context), status
+    return render_template(template, group=group, counts=counts, **context), status
 
 
 def _to_list(group: Group):

@@ -4,10 +4,6 @@ from . import access  # noqa: F401  (loaded first: sign-in and notice gate)
 
 # isort: split
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import phonenumbers
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
@@ -20,32 +16,6 @@ from ..validation import Invalid
 from . import bp
 from .access import load_group, load_membership
 from .request_forms import DecideForm, RejectForm
-
-try:
-    UK = ZoneInfo("Europe/London")
-except ZoneInfoNotFoundError:  # a server without a time zone database shows UTC rather than failing
-    UK = UTC
-
-
-@bp.app_template_filter("readable_mobile")
-def readable_mobile(e164: str | None) -> str:
-    """A stored E.164 mobile spaced for matching a chat join request by eye: +44 7911 123456."""
-    if not e164:
-        return "no mobile given"
-    try:
-        return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    except phonenumbers.NumberParseException:
-        return e164
-
-
-@bp.app_template_filter("uk_time")
-def uk_time(moment: datetime | None) -> str:
-    """A UTC timestamp as a UK reader expects it: 14 January 2026 at 3:05pm."""
-    if moment is None:
-        return ""
-    local = moment.astimezone(UK)
-    hour = local.hour % 12 or 12
-    return f"{local.day} {local:%B %Y} at {hour}:{local:%M}{'am' if local.hour < 12 else 'pm'}"
 
 
 def _back(group: Group):
