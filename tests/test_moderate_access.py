@@ -19,7 +19,7 @@ READ = {"GET"}
 def moderator_rules(app) -> list:
     """Every moderator URL that names a group."""
     rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("moderate.") and "slug" in r.arguments]
-    assert len(rules) >= 1
+    assert len(rules) >= 11
     return rules
 
 
@@ -64,7 +64,7 @@ def test_every_url_of_another_group_answers_404(app, moderator, memberships, db)
                 response = moderator.client.open(url, method=method, data=data)
                 assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
                 checked += 1
-    assert checked >= 2
+    assert checked >= 28  # 14 method-and-page pairs, each for another group and an unknown one
     assert snapshot(db) == before
 
 
@@ -95,7 +95,7 @@ def test_every_moderator_form_refuses_a_post_without_csrf(app, moderator, member
         assert response.status_code == 400, f"POST {url} answered {response.status_code}"
         posts += 1
     assert snapshot(db) == before
-    assert posts >= 0
+    assert posts >= 8
 
 
 def test_own_group_page_opens(moderator, memberships):
