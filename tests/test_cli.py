@@ -728,3 +728,23 @@ def test_ledger_verify_unknown_school(app, school) -> None:
     """Asking about a school that does not exist is an error, not a silent pass."""
     result = cli(app, "ledger", "verify", "--school", "nowhere")
     assert result.exit_code == 2 and "there is no school 'nowhere'" in result.stderr
+
+
+def test_set_password_link_expires_after_48_hours(app, school, db, browser, monkeypatch) -> None:
+    """A set-password link opened two days later says it has expired and sets nothing."""
+    from itsdangerous.timed import TimestampSigner
+
+    assert cli(app, "user", "add", "--email", "rep@elm.example", "--role", "staff", "--school",
+               "elm-primary").exit_code == 0
+    link = link_in(outbox(db, kind="set-password")[0])
+    later = TimestampSigner.get_timestamp(TimestampSigner("x")) + 49 * 3600
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
+    response = browser.get(link)
+    assert response.status_code == 410
+    assert "This link has expired" in text_of(response)
+    token = browser.hidden_fields(browser.get("/login").get_data(as_text=True))["csrf_token"]
+    posted = browser.client.post(browser.path(link), data={"csrf_token": token, "password": "x" * 20,
+                                                           "confirm": "x" * 20})
+    assert posted.status_code == 410
+    db.commit()
+    assert db.exec(select(User)).one().password_hash is None
