@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
@@ -339,5 +338,5 @@ def _notify_moderators(session: Session, group: Group, membership: Membership) -
         mail.queue(
             session, moderator.email, "moderator_pending", kind="moderator-pending",
             group=group, moderator=moderator, person=person, child=child, membership=membership,
-            link=f"{current_app.config['BASE_URL'].rstrip('/')}/moderate/{group.slug}/",
+            link=external_url("moderate.group_page", slug=group.slug),
         )
