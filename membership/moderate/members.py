@@ -105,42 +105,40 @@ def removed_member(slug: str, membership_id: int):
     return _page("moderate/removed.html", group, who=operations.who(get_session(), membership), membership=membership)
 
 
-@bp.route("/<slug>/members/<int:membership_id>/reissue", methods=["POST"])
-def reissue_invite(slug: str, membership_id: int):
-    """Cancel a member's link and email them a new one."""
+def _invite_action(slug: str, membership_id: int, operation, done: str):
+    """Run one invite operation from a button, then go back to the list with what happened."""
     group = load_group(slug)
     membership = load_membership(group, membership_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     db = get_session()
     try:
-        operations.reissue_invite(db, membership, current_user)
+        operation(db, membership, current_user)
     except operations.Refused as refused:
         db.rollback()
         flash(str(refused), "error")
         return _to_list(group)
     db.commit()
-    flash(f"A new link has been emailed to {_name(membership)}. Any earlier link no longer works.")
+    flash(done.format(name=_name(membership)))
     return _to_list(group)
+
+
+@bp.route("/<slug>/members/<int:membership_id>/reissue", methods=["POST"])
+def reissue_invite(slug: str, membership_id: int):
+    """Cancel a member's link and email them a new one."""
+    return _invite_action(
+        slug, membership_id, operations.reissue_invite,
+        "A new link has been emailed to {name}. Any earlier link no longer works.",
+    )
 
 
 @bp.route("/<slug>/members/<int:membership_id>/revoke", methods=["POST"])
 def revoke_invite(slug: str, membership_id: int):
     """Cancel a member's unused link (send a new one later if needed)."""
-    group = load_group(slug)
-    membership = load_membership(group, membership_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    db = get_session()
-    try:
-        operations.revoke_invite(db, membership, current_user)
-    except operations.Refused as refused:
-        db.rollback()
-        flash(str(refused), "error")
-        return _to_list(group)
-    db.commit()
-    flash(f"The link sent to {_name(membership)} has been cancelled. You can send a new one at any time.")
-    return _to_list(group)
+    return _invite_action(
+        slug, membership_id, operations.revoke_invite,
+        "The link sent to {name} has been cancelled. You can send a new one at any time.",
+    )
 
 
 @bp.route("/<slug>/chat-link", methods=["GET", "POST"])
