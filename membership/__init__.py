@@ -49,6 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .invite import bp as invite_bp
     from .join import bp as join_bp
     from .moderate import bp as moderate_bp
+    from .school import bp as school_bp
     from .web import bp as web_bp
 
     app.register_blueprint(web_bp)
@@ -57,6 +58,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(account_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(moderate_bp)
+    app.register_blueprint(school_bp)
+    _school_sections(app)
 
     from .cli import register
 
@@ -85,6 +88,18 @@ class MaskTokens(logging.Filter):
         message = mask_tokens(record.getMessage())
         record.msg, record.args = message, ()
         return True
+
+
+# The staff console's sections, in order: (name, endpoint, label). Each section adds itself here.
+SCHOOL_SECTIONS = [("dashboard", "school.dashboard", "Overview")]
+
+
+def _school_sections(app: Flask) -> None:
+    """Give staff templates the list of sections whose pages exist."""
+
+    @app.context_processor
+    def sections():
+        return {"school_sections": [s for s in SCHOOL_SECTIONS if s[1] in app.view_functions]}
 
 
 def _security_headers(app: Flask) -> None:

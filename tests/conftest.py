@@ -364,3 +364,33 @@ def moderator(make_account, make_browser) -> Browser:
     response = sign_in(phone, "rep@elm.example")
     assert response.status_code == 303, response.get_data(as_text=True)
     return phone
+
+
+@pytest.fixture
+def staff(make_account, make_browser) -> Browser:
+    """A signed-in member of staff at Elm Primary School."""
+    make_account("office@elm.example", Role.STAFF, (), accept_notice=False)
+    phone = make_browser()
+    response = sign_in(phone, "office@elm.example")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return phone
+
+
+@pytest.fixture
+def other_school(app, school):
+    """A second school with a group, a child, a waiting parent and a staff account: what staff of Elm must never see."""
+    from membership import journey as steps
+    from membership.models import Verification
+
+    with session_scope() as session:
+        other = schools.create_school(session, "pine-primary", "Pine Primary School", "office@pine.example")
+        group_row = schools.create_group(session, other, "year-1-pine", "Year 1 Pine", requires_approval=True,
+                                         chat_url="https://chat.whatsapp.com/PineChat")
+        child = schools.add_child(session, group_row, "Pip P.").child
+        user = schools.create_user(session, other, "office@pine.example", Role.STAFF, password=PASSWORD)
+        membership = steps.start(
+            session, group_row, steps.Proof(Verification.NONE, claimed_child_name="Pip P."),
+            name="Pine Parent", relationship="parent", email="pine.parent@example.com", mobile=None,
+        )
+        return {"slug": group_row.slug, "child_id": child.id, "membership_id": membership.id, "user_id": user.id,
+                "school_id": other.id}

@@ -32,7 +32,7 @@ def landing_page(user) -> str:
     """Where an account goes after signing in."""
     if user.role == Role.MODERATOR:
         return url_for("moderate.dashboard")
-    return url_for("web.home")
+    return url_for("school.dashboard")
 
 
 @bp.route("/login", methods=["GET", "POST"])

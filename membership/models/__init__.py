@@ -12,6 +12,7 @@ from .records import (
 )
 from .school import (
     PLATFORM_LABELS,
+    CarerBlock,
     CarerInvitation,
     Child,
     EnrolmentCode,
@@ -25,7 +26,7 @@ from .school import (
 )
 
 __all__ = [
-    "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group", "GroupBlock",
+    "CarerBlock", "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group", "GroupBlock",
     "GroupModerator", "Invite", "LedgerEntry", "LedgerHead", "Membership", "OutboxMessage",
     "PLATFORM_LABELS", "Person", "Platform", "PolicyVersion", "Role", "School", "Status",
     "UTCDateTime", "User", "Verification", "utcnow",

@@ -167,6 +167,20 @@ class GroupBlock(SQLModel, table=True):
     lifted_at: datetime | None = when_field()
 
 
+class CarerBlock(SQLModel, table=True):
+    """An email the school has barred from joining through a child (a court order, say)."""
+
+    __tablename__ = "carer_block"
+
+    id: int | None = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    email: str = Field(max_length=254, index=True)
+    reason: str = Field(default="", max_length=200)
+    created_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = created_field()
+    lifted_at: datetime | None = when_field()
+
+
 class GroupModerator(SQLModel, table=True):
     """A moderator appointed to a group."""
 

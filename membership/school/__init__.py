@@ -1,0 +1,7 @@
+"""The school staff console: /school/…"""
+
+from flask import Blueprint
+
+bp = Blueprint("school", __name__, url_prefix="/school")
+
+from . import access, routes  # noqa: E402,F401

@@ -1,0 +1,22 @@
+"""The staff dashboard."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from .. import staff
+from ..db import get_session
+from ..models import DOCUMENT_TITLES, utcnow
+from . import bp
+from .access import this_school
+
+
+@bp.route("/")
+def dashboard():
+    """The school at a glance: groups with their numbers, and documents due for review."""
+    db = get_session()
+    school = this_school()
+    return render_template(
+        "school/dashboard.html", school=school, groups=staff.group_summaries(db, school),
+        documents=staff.documents(db, school, utcnow().date()), titles=DOCUMENT_TITLES,
+    )
