@@ -91,7 +91,14 @@ class MaskTokens(logging.Filter):
 
 
 # The staff console's sections, in order: (name, endpoint, label). Each section adds itself here.
-SCHOOL_SECTIONS = [("dashboard", "school.dashboard", "Overview")]
+SCHOOL_SECTIONS = [
+    ("dashboard", "school.dashboard", "Overview"),
+    ("groups", "school.list_groups", "Groups and moderators"),
+    ("roster", "school.roster", "Class lists and codes"),
+    ("policies", "school.list_policies", "Documents"),
+    ("records", "school.records", "Records"),
+    ("ledger", "school.ledger_check", "Ledger check"),
+]
 
 
 def _school_sections(app: Flask) -> None:
