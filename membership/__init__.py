@@ -72,7 +72,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 # Paths whose last segment is a one-time secret; access logs show them masked.
-TOKEN_PATH = re.compile(r"(/(?:invite|verify|invitation|set-password)/)[^\s/?\"]+")
+TOKEN_PATH = re.compile(r"(/(?:invite|verify|invitation|set-password|reagree)/)[^\s/?\"]+")
 
 
 def mask_tokens(text: str) -> str:

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from . import codes, invites, ledger, mail, policies, tokens
 from .models import (
+    CarerBlock,
     CarerInvitation,
     Child,
     DocumentKind,
@@ -53,6 +54,10 @@ class InvitationUnusable(Exception):
 
 class Blocked(Exception):
     """A moderator removed this email or mobile from the group; no code lets them back in."""
+
+
+class CarerBlocked(Exception):
+    """The school has barred this email from joining through this child (a court order, say)."""
 
 
 class PolicyChanged(Exception):
@@ -139,6 +144,8 @@ def start(
     session.exec(select(Group.id).where(Group.id == group.id).with_for_update()).one()
     if is_blocked(session, group.id, email, mobile):
         raise Blocked()
+    if is_carer_blocked(session, _proven_child(session, proof), email):
+        raise CarerBlocked()
     if proof.replaces:
         _withdraw_unconfirmed(session, group, proof.replaces)
     existing = live_membership(session, group.id, email)
@@ -185,6 +192,28 @@ def is_blocked(session: Session, group_id: int, email: str, mobile: str | None) 
         match = or_(match, GroupBlock.mobile == mobile)
     return session.exec(
         select(GroupBlock.id).where(GroupBlock.group_id == group_id, GroupBlock.lifted_at.is_(None), match)
+    ).first() is not None
+
+
+def _proven_child(session: Session, proof: Proof) -> int | None:
+    """The child a code or personal invitation speaks for (None when the parent only named one)."""
+    if proof.method == Verification.CODE and proof.code_id:
+        row = session.get(EnrolmentCode, proof.code_id)
+        return row.child_id if row else None
+    if proof.method == Verification.INVITATION and proof.invitation_id:
+        row = session.get(CarerInvitation, proof.invitation_id)
+        return row.child_id if row else None
+    return None
+
+
+def is_carer_blocked(session: Session, child_id: int | None, email: str) -> bool:
+    """True when the school has an un-lifted block on this email for this child."""
+    if child_id is None:
+        return False
+    return session.exec(
+        select(CarerBlock.id).where(
+            CarerBlock.child_id == child_id, CarerBlock.email == email, CarerBlock.lifted_at.is_(None)
+        )
     ).first() is not None
 
 
@@ -291,17 +320,8 @@ def agree(session: Session, membership: Membership, coc_version_id: int, notice_
     coc, notice = current_documents(session, group.school_id)
     if (coc.id, notice.id) != (coc_version_id, notice_version_id):
         raise PolicyChanged()
-    person = session.get(Person, membership.person_id)
-    for action, version in (("agree", coc), ("acknowledge", notice)):
-        ledger.append(
-            session, group.school_id, action, actor=person_actor(person), channel="web",
-            person_ref=person.ref, group_id=group.id, child_id=membership.child_id,
-            membership_id=membership.id, document=version, statement=policies.agreement_statement(version),
-        )
+    _record_agreement(session, group, membership, coc, notice, channel="web")
     move(membership, Status.AGREED)
-    membership.coc_version_id, membership.notice_version_id = coc.id, notice.id
-    membership.agreed_at = utcnow()
-    membership.needs_reagree = False
     session.add(membership)
     if group.requires_approval or membership.verified_by == Verification.NONE:
         move(membership, Status.PENDING_APPROVAL)
@@ -309,6 +329,87 @@ def agree(session: Session, membership: Membership, coc_version_id: int, notice_
         return Agreed(membership, None)
     approve(session, membership, by=None)
     return Agreed(membership, invites.issue(session, membership, actor="system", channel="web"))
+
+
+def _record_agreement(
+    session: Session,
+    group: Group,
+    membership: Membership,
+    coc: PolicyVersion,
+    notice: PolicyVersion,
+    *,
+    channel: str,
+    detail: dict | None = None,
+) -> None:
+    """Write the agree and acknowledge entries (each its own, with its exact statement) and note the versions."""
+    person = session.get(Person, membership.person_id)
+    for action, version in (("agree", coc), ("acknowledge", notice)):
+        ledger.append(
+            session, group.school_id, action, actor=person_actor(person), channel=channel,
+            person_ref=person.ref, group_id=group.id, child_id=membership.child_id,
+            membership_id=membership.id, document=version, statement=policies.agreement_statement(version),
+            detail=detail,
+        )
+    membership.coc_version_id, membership.notice_version_id = coc.id, notice.id
+    membership.agreed_at = utcnow()
+    membership.needs_reagree = False
+    session.add(membership)
+
+
+class NoLongerMember(Exception):
+    """A re-agreement link for a membership that has ended (left, removed) or is not yet active."""
+
+
+def reagree_link(membership: Membership) -> str:
+    """The magic link in the 're-agree' email: it names the membership and nothing else."""
+    return external_url("join.reagree", token=tokens.issue("reagree", {"m": membership.id}))
+
+
+def reagree_membership(session: Session, token: str) -> Membership:
+    """The membership a re-agreement link names; raises tokens.TokenInvalid / TokenExpired."""
+    payload = tokens.load("reagree", token)
+    membership = session.get(Membership, payload.get("m")) if isinstance(payload.get("m"), int) else None
+    if membership is None:
+        raise tokens.TokenInvalid("reagree")
+    return membership
+
+
+def ask_to_reagree(session: Session, membership: Membership, changed: PolicyVersion) -> bool:
+    """Email an active member the magic link to agree to the current versions again; False if no email."""
+    person = session.get(Person, membership.person_id)
+    if not person.email:
+        return False  # details erased: nobody to write to, and the flag still shows them as outstanding
+    group = session.get(Group, membership.group_id)
+    mail.queue(
+        session, person.email, "reagree", kind="reagree", person_id=person.id,
+        group=group, person=person, changed=changed, link=reagree_link(membership),
+        days=tokens.lifetime("reagree").days,
+    )
+    return True
+
+
+def reagree(session: Session, membership: Membership, coc_id: int, notice_id: int) -> bool:
+    """Record an active member's agreement to the current versions; False when there was nothing to do.
+
+    Raises NoLongerMember for a membership that is not active, and PolicyChanged when the
+    versions read are no longer the current ones.
+    """
+    # Lock the row so two clicks on the link at once write one pair of entries, not two.
+    session.exec(
+        select(Membership).where(Membership.id == membership.id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if membership.status not in policies.ACTIVE:
+        raise NoLongerMember(membership.id)
+    if not membership.needs_reagree:
+        return False
+    group = session.get(Group, membership.group_id)
+    coc, notice = current_documents(session, group.school_id)
+    if (coc.id, notice.id) != (coc_id, notice_id):
+        raise PolicyChanged()
+    _record_agreement(session, group, membership, coc, notice, channel="email-link", detail={"again": True})
+    membership.updated_at = utcnow()
+    return True
 
 
 def approve(session: Session, membership: Membership, by: User | None) -> None:

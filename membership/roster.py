@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from sqlmodel import Session, select
 
-from . import schools
-from .models import Child, Group
+from . import codes, schools
+from .models import Child, EnrolmentCode, Group
 from .validation import Invalid, child_name
 from .validation import email as valid_email
 
@@ -19,6 +21,10 @@ NAME_COLUMNS = ("display_name", "child", "child_name", "name")
 GROUP_COLUMNS = ("group", "group_slug", "class")
 EMAIL_COLUMNS = ("carer_emails", "carer_email", "emails", "email")
 MAX_EMAILS = 4
+# A row longer than this is not a name, a group and four emails; a file longer than MAX_ROWS
+# is more than any school has, and both keep one upload's work bounded.
+MAX_ROW_CHARS = 1200
+MAX_ROWS = 20_000
 _EMAIL_SPLIT = re.compile(r"[;,\s]+")
 
 
@@ -57,12 +63,29 @@ def _cell(row: list[str], at: int | None) -> str:
     return row[at].strip() if at is not None and at < len(row) else ""
 
 
+def _rows(reader: Any, report: RosterReport) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows with their line numbers; a line the csv module cannot read ends the file with an error."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # A NUL byte or a runaway quoted field: say where, rather than fail the whole upload.
+            report.errors.append((reader.line_num, f"This line cannot be read as CSV ({exc})"))
+            return
+        if any(cell.strip() for cell in row):
+            yield reader.line_num, row
+
+
 def parse(session: Session, data: bytes | str, school_id: int, default_group: Group | None = None) -> RosterReport:
     """Check every row of a CSV (BOM, Excel quoting, blank lines and stray spaces are fine)."""
     text = data.decode("utf-8-sig", errors="strict") if isinstance(data, bytes) else data.lstrip("\ufeff")
     report = RosterReport()
     reader = csv.reader(io.StringIO(text))
-    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    header = next((row for _, row in _rows(reader, report)), None)
+    if report.errors:
+        return report
     if header is None:
         report.errors.append((1, "The file is empty"))
         return report
@@ -81,9 +104,12 @@ def parse(session: Session, data: bytes | str, school_id: int, default_group: Gr
         ).all()
     }
     seen: dict[tuple[int, str], int] = {}
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
+    for line, row in _rows(reader, report):
+        if len(report.rows) + len(report.errors) >= MAX_ROWS:
+            report.errors.append((line, f"A file can have at most {MAX_ROWS:,} children: split it into smaller files"))
+            break
+        if sum(len(cell) for cell in row) > MAX_ROW_CHARS:
+            report.errors.append((line, f"This row is longer than {MAX_ROW_CHARS} characters"))
             continue
         cell = partial(_cell, row)
         try:
@@ -93,6 +119,9 @@ def parse(session: Session, data: bytes | str, school_id: int, default_group: Gr
             continue
         slug = cell(group_at) or (default_group.slug if default_group else "")
         group = groups.get(slug)
+        if not slug:
+            report.errors.append((line, f"Enter {name}'s group, like {next(iter(groups), 'year-3-oak')}"))
+            continue
         if group is None:
             report.errors.append((line, f"There is no group '{slug}' at this school"))
             continue
@@ -122,13 +151,23 @@ def parse(session: Session, data: bytes | str, school_id: int, default_group: Gr
 
 
 def apply(session: Session, report: RosterReport) -> list[schools.NewChild]:
-    """Import a valid report: each child gets a code, each carer email a personal invitation."""
+    """Import a valid report: each child gets a code, each carer email a personal invitation.
+
+    Children and codes go in as two batched INSERTs (not a flush per child), so a whole school's
+    list imports in seconds; new children have no earlier code to revoke.
+    """
     if not report.ok:
         raise Invalid("The file has errors; nothing was imported")
-    added = []
-    for row in report.rows:
-        new = schools.add_child(session, row.group, row.display_name)
+    children = [Child(group_id=row.group.id, display_name=row.display_name) for row in report.rows]
+    session.add_all(children)
+    session.flush()
+    plain = [codes.generate() for _ in children]
+    session.add_all(
+        EnrolmentCode(child_id=child.id, code_hmac=codes.code_hmac(code))
+        for child, code in zip(children, plain, strict=True)
+    )
+    session.flush()
+    for row, child in zip(report.rows, children, strict=True):
         for address in row.carer_emails:
-            schools.invite_carer(session, row.group, new.child, address)
-        added.append(new)
-    return added
+            schools.invite_carer(session, row.group, child, address)
+    return [schools.NewChild(child, code) for child, code in zip(children, plain, strict=True)]

@@ -30,6 +30,8 @@ def _lifetimes() -> dict[str, timedelta]:
         "carer-invitation": timedelta(days=cfg["CARER_INVITATION_DAYS"]),
         "verify-email": timedelta(hours=cfg["RESERVATION_HOURS"]),
         "set-password": timedelta(hours=48),
+        # A member may be away for a half-term or longer; the link only ever records agreement.
+        "reagree": timedelta(days=30),
     }
 
 

@@ -67,7 +67,7 @@ def test_production_session_cookie_is_secure():
 @pytest.mark.parametrize(
     "path",
     ["/invite/eyJpIjo0.awHzQg.AbgU", "/join/verify/eyJtIjoyfQ.awHy_g.zqXi", "/join/y3/invitation/abc.def",
-     "/account/set-password/abc.def"],
+     "/account/set-password/abc.def", "/join/reagree/abc.def"],
 )
 def test_access_log_masks_one_time_tokens(path, caplog):
     """A token never reaches the log: the access line shows *** in its place."""

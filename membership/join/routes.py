@@ -181,6 +181,11 @@ def your_details(slug: str):
             db.rollback()
             session.pop("journey", None)
             return render_template("join/blocked.html", group=group, school=school), 403
+        except journey.CarerBlocked:
+            # Barred by the school for this child: the page never says why, and nothing is kept.
+            db.rollback()
+            session.pop("journey", None)
+            return render_template("join/carer_blocked.html", group=group, school=school), 403
         except journey.InvitationUnusable as unusable:
             db.rollback()
             session.pop("journey", None)
@@ -316,3 +321,46 @@ def done(slug: str):
     if membership.status in (Status.DETAILS_GIVEN, Status.EMAIL_VERIFIED, Status.PENDING_APPROVAL):
         return _next_step(group, membership)
     return render_template("join/done.html", group=group, school=school, membership=membership)
+
+
+@bp.route("/reagree/<token>", methods=["GET", "POST"])
+def reagree(token: str):
+    """The link in the 'agree again' email: GET only shows the current texts; the POST records agreement."""
+    db = get_session()
+    days = tokens.lifetime("reagree").days
+    try:
+        membership = journey.reagree_membership(db, token)
+    except tokens.TokenExpired:
+        return render_template("join/reagree_problem.html", reason="expired", days=days), 410
+    except tokens.TokenInvalid:
+        return render_template("join/reagree_problem.html", reason="invalid", days=days), 404
+    group = db.get(Group, membership.group_id)
+    school = db.get(School, group.school_id)
+    if membership.status not in policies.ACTIVE:
+        return render_template("join/reagree_problem.html", reason="ended", group=group, days=days), 410
+    if not membership.needs_reagree:
+        return render_template("join/reagree_done.html", group=group, just_now=request.args.get("done") == "1")
+    coc, notice = journey.current_documents(db, school.id)
+    form = AgreeForm()
+    if form.validate_on_submit():
+        try:
+            journey.reagree(db, membership, form.coc_version.data, form.notice_version.data)
+        except journey.NoLongerMember:
+            db.rollback()
+            return render_template("join/reagree_problem.html", reason="ended", group=group, days=days), 410
+        except journey.PolicyChanged:
+            db.rollback()
+            flash("The documents were updated while you were reading. Please read the new versions below.", "error")
+            return redirect(url_for(".reagree", token=token), 303)
+        db.commit()
+        return redirect(url_for(".reagree", token=token, done=1), 303)
+    # Offer the versions shown on this page, as the agree page does.
+    for hidden, version in ((form.coc_version, coc), (form.notice_version, notice)):
+        hidden.data, hidden.raw_data = version.id, None
+    changes = [v for v, agreed in ((coc, membership.coc_version_id), (notice, membership.notice_version_id))
+               if v.id != agreed]
+    return render_template(
+        "join/reagree.html", group=group, school=school, form=form, token=token, coc=coc, notice=notice,
+        changes=changes, coc_html=policies.render(coc.text), notice_html=policies.render(notice.text),
+        coc_statement=policies.agreement_statement(coc), notice_statement=policies.agreement_statement(notice),
+    ), 400 if form.errors else 200

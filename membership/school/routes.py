@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import render_template
 
-from .. import staff
+from .. import policies, staff
 from ..db import get_session
-from ..models import DOCUMENT_TITLES, utcnow
+from ..models import DOCUMENT_TITLES
 from . import bp
 from .access import this_school
 
@@ -18,5 +18,5 @@ def dashboard():
     school = this_school()
     return render_template(
         "school/dashboard.html", school=school, groups=staff.group_summaries(db, school),
-        documents=staff.documents(db, school, utcnow().date()), titles=DOCUMENT_TITLES,
+        documents=staff.documents(db, school, policies.uk_today()), titles=DOCUMENT_TITLES,
     )
