@@ -48,7 +48,9 @@ def create_app(config: dict | None = None) -> Flask:
     from .auth import bp as auth_bp
     from .invite import bp as invite_bp
     from .join import bp as join_bp
+    from .me import bp as me_bp
     from .moderate import bp as moderate_bp
+    from .report import bp as concerns_bp
     from .school import bp as school_bp
     from .web import bp as web_bp
 
@@ -59,6 +61,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(moderate_bp)
     app.register_blueprint(school_bp)
+    app.register_blueprint(me_bp)
+    app.register_blueprint(concerns_bp)
     _school_sections(app)
 
     from .cli import register
@@ -72,7 +76,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 # Paths whose last segment is a one-time secret; access logs show them masked.
-TOKEN_PATH = re.compile(r"(/(?:invite|verify|invitation|set-password|reagree)/)[^\s/?\"]+")
+TOKEN_PATH = re.compile(r"(/(?:invite|verify|invitation|set-password|reagree|sign-in)/)[^\s/?\"]+")
 
 
 def mask_tokens(text: str) -> str:
@@ -97,6 +101,7 @@ SCHOOL_SECTIONS = [
     ("roster", "school.roster", "Class lists and codes"),
     ("policies", "school.list_policies", "Documents"),
     ("records", "school.records", "Records"),
+    ("concerns", "school.concerns", "Concerns"),
     ("ledger", "school.ledger_check", "Ledger check"),
 ]
 

@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlmodel import select
 
-from . import codes, ledger, mail, roster, schools
+from . import codes, ledger, mail, privacy, roster, schools
 from .db import session_scope
 from .models import Child, EnrolmentCode, Group, Role, School, User
 from .urls import external_url
@@ -247,6 +247,30 @@ def register(app: Flask) -> None:
             sent, failed = mail.send_pending(session)
         click.echo(f"Sent {sent}, failed {failed} (will be retried).")
         sys.exit(1 if failed and not sent else 0)
+
+    @app.cli.command("purge")
+    @click.option("--dry-run", is_flag=True, help="Count what would be erased; change nothing.")
+    @click.option("--days", type=click.IntRange(min=0), default=None,
+                  help="Retention period in days (default: RETENTION_DAYS).")
+    def purge(dry_run: bool, days: int | None) -> None:
+        """Erase personal details kept longer than the retention period. Safe to run daily, and again."""
+        period = current_app.config["RETENTION_DAYS"] if days is None else days
+        with session_scope() as session:
+            counts = privacy.purge(session, retention_days=period, dry_run=dry_run)
+        people = counts.people
+        verb = "Would erase" if dry_run else "Erased"
+        click.echo(("Dry run: nothing was changed.\n" if dry_run else "") + (
+            f"{verb} the personal details of {counts.total_people} "
+            f"{'person' if counts.total_people == 1 else 'people'}: {people['left']} left a group, "
+            f"{people['removed']} removed, {people['rejected']} declined (more than {period} days ago), "
+            f"{people['unconfirmed']} never confirmed their email (more than a day ago)."
+        ))
+        click.echo(
+            f"{'Would delete' if dry_run else 'Deleted'} {counts.sign_in_links} old sign-in links and "
+            f"{counts.emails} sent emails older than {period} days; "
+            f"{'would erase' if dry_run else 'erased'} the contact details of {counts.concerns} "
+            f"concerns closed more than {period} days ago."
+        )
 
     for group in (school_cli, user_cli, roster_cli, ledger_cli, outbox_cli):
         app.cli.add_command(group)

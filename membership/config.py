@@ -65,6 +65,15 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
         "INVITE_MAX_AGE_HOURS": int(env.get("INVITE_MAX_AGE_HOURS", "72")),
         "CARER_INVITATION_DAYS": int(env.get("CARER_INVITATION_DAYS", "7")),
         "RESERVATION_HOURS": int(env.get("RESERVATION_HOURS", "24")),
+        # Parents' /me/ sign-in: the emailed link's life, and how long the signed-in session lasts.
+        "PARENT_LINK_MINUTES": int(env.get("PARENT_LINK_MINUTES", "30")),
+        "PARENT_SESSION_MINUTES": int(env.get("PARENT_SESSION_MINUTES", "60")),
+        "PARENT_LINK_LIMIT_PER_EMAIL": env.get("PARENT_LINK_LIMIT_PER_EMAIL", "3 per 15 minutes;10 per day"),
+        "CONCERN_LIMIT_PER_CLIENT": env.get("CONCERN_LIMIT_PER_CLIENT", "3 per 10 minutes;10 per day"),
+        "CONCERN_LIMIT_PER_SCHOOL": env.get("CONCERN_LIMIT_PER_SCHOOL", "100 per day"),
+        # `flask purge` erases the details of people who left, were removed or were declined
+        # longer ago than this, and of starts never confirmed after a day.
+        "RETENTION_DAYS": int(env.get("RETENTION_DAYS", "180")),
         # How many reverse proxies in front of the app set X-Forwarded-For (0: none).
         "TRUST_PROXY_HOPS": int(env.get("TRUST_PROXY_HOPS", "0")),
         "SESSION_COOKIE_HTTPONLY": True,

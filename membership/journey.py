@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, update
+from sqlalchemy import update
 from sqlmodel import Session, select
 
-from . import codes, invites, ledger, mail, policies, tokens
+from . import codes, invites, ledger, mail, policies, privacy, tokens
 from .models import (
     CarerBlock,
     CarerInvitation,
@@ -186,12 +186,11 @@ def start(
 
 
 def is_blocked(session: Session, group_id: int, email: str, mobile: str | None) -> bool:
-    """True when an un-lifted removal from this group names this email (or this E.164 mobile)."""
-    match = GroupBlock.email == email
-    if mobile:
-        match = or_(match, GroupBlock.mobile == mobile)
+    """True when an un-lifted removal from this group names this email (or this E.164 mobile), even erased."""
     return session.exec(
-        select(GroupBlock.id).where(GroupBlock.group_id == group_id, GroupBlock.lifted_at.is_(None), match)
+        select(GroupBlock.id).where(
+            GroupBlock.group_id == group_id, GroupBlock.lifted_at.is_(None), privacy.block_matches(email, mobile)
+        )
     ).first() is not None
 
 
@@ -388,8 +387,12 @@ def ask_to_reagree(session: Session, membership: Membership, changed: PolicyVers
     return True
 
 
-def reagree(session: Session, membership: Membership, coc_id: int, notice_id: int) -> bool:
+def reagree(
+    session: Session, membership: Membership, coc_id: int, notice_id: int, *, channel: str = "email-link"
+) -> bool:
     """Record an active member's agreement to the current versions; False when there was nothing to do.
+
+    channel says where they agreed: the emailed link ("email-link") or their own pages ("me").
 
     Raises NoLongerMember for a membership that is not active, and PolicyChanged when the
     versions read are no longer the current ones.
@@ -407,7 +410,7 @@ def reagree(session: Session, membership: Membership, coc_id: int, notice_id: in
     coc, notice = current_documents(session, group.school_id)
     if (coc.id, notice.id) != (coc_id, notice_id):
         raise PolicyChanged()
-    _record_agreement(session, group, membership, coc, notice, channel="email-link", detail={"again": True})
+    _record_agreement(session, group, membership, coc, notice, channel=channel, detail={"again": True})
     membership.updated_at = utcnow()
     return True
 

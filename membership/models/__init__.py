@@ -1,7 +1,16 @@
 """SQLModel tables, split by domain; import from here."""
 
 from .base import UTCDateTime, utcnow
-from .people import Invite, Membership, Person, Status, Verification
+from .concerns import (
+    CONCERN_STATUS_LABELS,
+    INCIDENT_LABELS,
+    Concern,
+    ConcernStatus,
+    ConcernUpdate,
+    Incident,
+    IncidentAction,
+)
+from .people import Invite, Membership, ParentSignIn, Person, Status, Verification
 from .records import (
     DOCUMENT_TITLES,
     DocumentKind,
@@ -26,6 +35,8 @@ from .school import (
 )
 
 __all__ = [
+    "CONCERN_STATUS_LABELS", "Concern", "ConcernStatus", "ConcernUpdate", "INCIDENT_LABELS", "Incident",
+    "IncidentAction", "ParentSignIn",
     "CarerBlock", "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group", "GroupBlock",
     "GroupModerator", "Invite", "LedgerEntry", "LedgerHead", "Membership", "OutboxMessage",
     "PLATFORM_LABELS", "Person", "Platform", "PolicyVersion", "Role", "School", "Status",

@@ -78,6 +78,11 @@ class Membership(SQLModel, table=True):
     end_reason: str | None = Field(default=None, max_length=40)
     end_note: str | None = Field(default=None, max_length=500)
     seen_in_chat_at: datetime | None = when_field()
+    # Someone who left or was removed after using their link is still in the chat until a
+    # moderator takes them out: the task is due from the first time, done at the second.
+    chat_removal_due_at: datetime | None = when_field(index=True)
+    chat_removed_at: datetime | None = when_field()
+    chat_removed_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = created_field()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
@@ -92,3 +97,21 @@ class Invite(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     used_at: datetime | None = when_field()
     revoked_at: datetime | None = when_field()
+
+
+class ParentSignIn(SQLModel, table=True):
+    """A magic link emailed to a parent for /me/: single use, short-lived, and the session it opens.
+
+    The email is the parent's own address as they typed it; the row goes when the person erases
+    their details, and the retention job deletes old rows.
+    """
+
+    __tablename__ = "parent_sign_in"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, index=True)
+    nonce_hash: str = Field(max_length=64)
+    created_at: datetime = created_field()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = when_field()
+    signed_out_at: datetime | None = when_field()

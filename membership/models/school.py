@@ -161,6 +161,10 @@ class GroupBlock(SQLModel, table=True):
     membership_id: int | None = Field(default=None, foreign_key="membership.id")
     email: str | None = Field(default=None, max_length=254, index=True)
     mobile: str | None = Field(default=None, max_length=20)
+    # When the removed person erases their details, the block keeps only keyed hashes of them,
+    # so it still recognises them without holding anything readable.
+    email_hmac: str | None = Field(default=None, max_length=64, index=True)
+    mobile_hmac: str | None = Field(default=None, max_length=64, index=True)
     reason: str = Field(max_length=40)
     created_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = created_field()

@@ -5,7 +5,7 @@ from . import access  # noqa: F401, I001  (loaded first: sign-in and notice gate
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from .. import moderation
+from .. import moderation, privacy
 from ..db import get_session
 from ..models import Group, Membership, Status
 from ..moderation import members as operations
@@ -37,6 +37,7 @@ def list_members(slug: str):
     roster = operations.roster(get_session(), group)
     return _page(
         "moderate/members.html", group, tab="members", rows=roster.members, ended=roster.ended,
+        take_out=privacy.chat_removals(get_session(), group),
         current_coc=roster.current_coc, current_notice=roster.current_notice, reasons=operations.REMOVAL_REASONS,
     )
 
@@ -93,6 +94,24 @@ def remove_member(slug: str, membership_id: int):
         "moderate/remove.html", group, 400 if form.errors else 200, form=form, membership=membership,
         who=operations.who(db, membership),
     )
+
+
+@bp.route("/<slug>/members/<int:membership_id>/out-of-chat", methods=["POST"])
+def taken_out_of_chat(slug: str, membership_id: int):
+    """A moderator says someone who left or was removed is no longer in the chat."""
+    group = load_group(slug)
+    membership = load_membership(group, membership_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    db = get_session()
+    name = _name(membership)
+    if privacy.mark_removed_from_chat(db, membership, current_user):
+        db.commit()
+        flash(f"{name} is marked as taken out of the chat.")
+    else:
+        db.rollback()
+        flash(f"Nobody needed to take {name} out of the chat, or it was already done.", "error")
+    return _to_list(group)
 
 
 @bp.route("/<slug>/members/<int:membership_id>/removed")

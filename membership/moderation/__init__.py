@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlmodel import Session, select
 
 from .. import ledger, policies
@@ -93,19 +93,24 @@ class GroupCounts:
     members: int = 0
     must_reagree: int = 0
     awaiting_chat: int = 0
+    to_take_out: int = 0  # left or removed after using their link, not yet taken out of the chat
 
 
 ACTIVE = (Status.APPROVED, Status.INVITED, Status.LINK_USED)
 
 
 def counts(session: Session, group_ids: list[int]) -> dict[int, GroupCounts]:
-    """Pending requests, members, members to re-agree, and links used but not yet seen in the chat."""
+    """Pending requests, members, members to re-agree, links used but not seen in the chat, people to take out of it."""
     result = {group_id: GroupCounts() for group_id in group_ids}
     if not group_ids:
         return result
-    keys = (Membership.group_id, Membership.status, Membership.needs_reagree, Membership.seen_in_chat_at.is_(None))
+    take_out = and_(Membership.chat_removal_due_at.is_not(None), Membership.chat_removed_at.is_(None))
+    keys = (
+        Membership.group_id, Membership.status, Membership.needs_reagree, Membership.seen_in_chat_at.is_(None),
+        take_out,
+    )
     rows = session.exec(select(*keys, func.count()).where(Membership.group_id.in_(group_ids)).group_by(*keys)).all()
-    for group_id, status, needs_reagree, not_seen, number in rows:
+    for group_id, status, needs_reagree, not_seen, due, number in rows:
         entry = result[group_id]
         if status == Status.PENDING_APPROVAL:
             entry.pending += number
@@ -115,6 +120,8 @@ def counts(session: Session, group_ids: list[int]) -> dict[int, GroupCounts]:
                 entry.must_reagree += number
         if status == Status.LINK_USED and not_seen:
             entry.awaiting_chat += number
+        if due:
+            entry.to_take_out += number
     return result
 
 

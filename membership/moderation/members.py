@@ -19,7 +19,7 @@ from sqlalchemy import case, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from .. import invites, ledger, mail
+from .. import invites, ledger, mail, privacy
 from ..models import (
     Child,
     DocumentKind,
@@ -30,6 +30,7 @@ from ..models import (
     Person,
     Platform,
     PolicyVersion,
+    Role,
     School,
     Status,
     User,
@@ -319,6 +320,10 @@ def remove(session: Session, membership: Membership, moderator: User, reason: st
         reason=reason, created_by_user_id=moderator.id,
     ))
     _ledger(session, membership, "remove", moderator, {"reason": reason, "blocked": True})
+    # The moderator who removed them sees the checklist now; the list keeps it until they tick it.
+    privacy.ask_for_chat_removal(
+        session, membership, why="removed_by_school" if moderator.role == Role.STAFF else "removed", skip=moderator,
+    )
     if person.email:
         mail.queue(
             session, person.email, "removed", kind="removed", person_id=person.id, group=group, person=person,

@@ -1,0 +1,1 @@
+"""The staff incident log per member."""
