@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate demo clean
+.PHONY: run serve test lint migrate demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: migrate
 run: demo
 	@echo "Classgate on http://127.0.0.1:$(PORT)  (demo codes: $(BIN)/flask --app app demo --json)"
 	PORT=$(PORT) $(BIN)/flask --app app run --host 127.0.0.1 --port $(PORT)
+
+# Production-style: gunicorn with gunicorn.conf.py (workers from the CPU count, tokens masked in the access log).
+serve: migrate
+	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py app:app
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -82,9 +82,9 @@ class LiveServer:
                 self.url = f"http://127.0.0.1:{self.port}"
                 self.log_path = self.workdir / f"gunicorn-{self.port}.log"
 
-    def _start_once(self) -> None:
-        """Launch gunicorn and wait until /healthz answers 200; raise ServerFailed with its log if not."""
-        command = [
+    def command(self) -> list[str]:
+        """The gunicorn command line."""
+        return [
             sys.executable, "-m", "gunicorn",
             "--workers", str(self.workers),
             "--threads", str(self.threads),
@@ -94,6 +94,10 @@ class LiveServer:
             "--graceful-timeout", "5",
             "app:app",
         ]
+
+    def _start_once(self) -> None:
+        """Launch gunicorn and wait until /healthz answers 200; raise ServerFailed with its log if not."""
+        command = self.command()
         with open(self.log_path, "wb") as log:
             # A new session makes the master and its workers one process group we can end together.
             self.process = subprocess.Popen(  # noqa: S603 - fixed command line

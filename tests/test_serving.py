@@ -1,0 +1,73 @@
+"""Serving with gunicorn.conf.py (`make serve`): it starts, answers, and its access log hides tokens."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+import requests
+
+from membership.serving import MaskedLogger
+
+from .live_server import ROOT, LiveServer
+
+TOKEN = "IjEyMyI.aGVsbG8.c2VjcmV0LXBhcnQ"
+
+
+class ConfiguredServer(LiveServer):
+    """gunicorn started exactly as `make serve` starts it: with gunicorn.conf.py."""
+
+    def command(self) -> list[str]:
+        """The project's gunicorn settings, on this server's port."""
+        return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:app"]
+
+    def environment(self) -> dict[str, str]:
+        """Two workers on this port; everything else from gunicorn.conf.py."""
+        env = super().environment()
+        env.update({"PORT": str(self.port), "WEB_CONCURRENCY": "2", "ACCESS_LOG": "-"})
+        return env
+
+
+@pytest.fixture
+def served(app, school, database_url, tmp_path) -> Iterator[ConfiguredServer]:
+    """The configured server on a free port, stopped afterwards."""
+    server = ConfiguredServer(database_url, tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_configured_server_answers_and_its_access_log_hides_one_time_tokens(served):
+    assert requests.get(f"{served.url}/healthz", timeout=10).json() == {"status": "ok", "database": "ok"}
+    for path in (f"/invite/{TOKEN}", f"/me/sign-in/{TOKEN}", f"/join/verify/{TOKEN}", f"/join/reagree/{TOKEN}"):
+        requests.get(f"{served.url}{path}", timeout=10)
+    requests.get(f"{served.url}/join/year-2-ash", timeout=10)
+    served.stop()  # flushes the log
+    log = served.log()
+    assert TOKEN not in log
+    assert "/invite/*** " in log and "/me/sign-in/*** " in log
+    assert '"GET /join/year-2-ash HTTP/1.1" 200' in log  # ordinary paths are logged as they are
+    assert "Booting worker" in log and log.count("Booting worker") == 2
+
+
+def test_the_access_log_masks_tokens_in_every_field():
+    logger = MaskedLogger(SimpleNamespace(
+        errorlog="-", loglevel="info", accesslog=None, syslog=False, logconfig=None, logconfig_dict={},
+        logconfig_json=None, capture_output=False, disable_redirect_access_to_syslog=False,
+        access_log_format="", user=0, group=0, env={},
+    ))
+    environ = {
+        "REQUEST_METHOD": "POST", "RAW_URI": f"/invite/{TOKEN}", "PATH_INFO": f"/invite/{TOKEN}",
+        "SERVER_PROTOCOL": "HTTP/1.1", "QUERY_STRING": "", "HTTP_REFERER": f"https://x.example/me/sign-in/{TOKEN}",
+    }
+    response = SimpleNamespace(status="303 See Other", sent=0, headers=[("Location", "https://chat.example/")])
+    request = SimpleNamespace(headers=[("REFERER", f"https://x.example/me/sign-in/{TOKEN}")])
+    atoms = logger.atoms(response, request, environ, timedelta(milliseconds=3))
+    assert atoms["r"] == "POST /invite/*** HTTP/1.1"
+    assert atoms["U"] == "/invite/***"
+    assert TOKEN not in repr(atoms)
