@@ -268,6 +268,8 @@ def register(app: Flask) -> None:
         click.echo(
             f"{'Would delete' if dry_run else 'Deleted'} {counts.sign_in_links} old sign-in links and "
             f"{counts.emails} sent emails older than {period} days; "
+            f"{'would blank' if dry_run else 'blanked'} {counts.emails_blanked} sent emails naming people "
+            f"who have since erased their details; "
             f"{'would erase' if dry_run else 'erased'} the contact details of {counts.concerns} "
             f"concerns closed more than {period} days ago."
         )

@@ -440,7 +440,7 @@ def _notify_moderators(session: Session, group: Group, membership: Membership) -
     child = session.get(Child, membership.child_id) if membership.child_id else None
     for moderator in moderators:
         mail.queue(
-            session, moderator.email, "moderator_pending", kind="moderator-pending",
+            session, moderator.email, "moderator_pending", kind="moderator-pending", about_person_id=person.id,
             group=group, moderator=moderator, person=person, child=child, membership=membership,
             link=external_url("moderate.group_page", slug=group.slug),
         )

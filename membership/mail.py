@@ -47,6 +47,7 @@ def queue(
     *,
     kind: str,
     person_id: int | None = None,
+    about_person_id: int | None = None,
     **context,
 ) -> OutboxMessage:
     """Render templates/email/<template>.txt (first line is the subject) and add it to the outbox."""
@@ -58,6 +59,7 @@ def queue(
         body_text=body.strip() + "\n",
         kind=kind,
         person_id=person_id,
+        about_person_id=about_person_id,
         next_attempt_at=utcnow(),
     )
     session.add(message)

@@ -106,7 +106,8 @@ def ask_for_chat_removal(
         if skip is not None and moderator.id == skip.id:
             continue
         mail.queue(
-            session, moderator.email, "chat_removal", kind="chat-removal", group=group, moderator=moderator,
+            session, moderator.email, "chat_removal", kind="chat-removal", about_person_id=person.id,
+            group=group, moderator=moderator,
             name=person.name or "A member who has since erased their details",
             mobile=readable_mobile(person.mobile) if person.mobile else None,
             child=child.display_name if child else (membership.claimed_child_name or ""),
@@ -259,6 +260,10 @@ def erase_person(session: Session, person: Person, *, actor: str, channel: str, 
         .where(mine, OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
         .values(failed_at=now, last_error="not sent: the recipient erased their details")
     )
+    # Sent emails to moderators that named them: the moderators have their copies; ours go.
+    # One not yet sent still goes (the moderator must know whom to take out of the chat) and is
+    # scrubbed by the retention job once it has.
+    _scrub_sent_about(session, [person.id])
     if person.email:
         others = session.exec(
             select(func.count()).select_from(Person)
@@ -280,6 +285,19 @@ def erase_person(session: Session, person: Person, *, actor: str, channel: str, 
         )
     session.flush()
     return True
+
+
+def _scrub_sent_about(session: Session, person_ids: list[int]) -> int:
+    """Blank the stored copies of sent emails to others that name these people; how many."""
+    result = session.exec(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.about_person_id.in_(person_ids), OutboxMessage.sent_at.is_not(None),
+            OutboxMessage.body_text != "(erased)\n",
+        )
+        .values(subject="(erased)", body_text="(erased)\n")
+    )
+    return result.rowcount
 
 
 def erase_email(session: Session, email: str, *, channel: str = "me") -> int:
@@ -305,6 +323,7 @@ class PurgeCounts:
     people: dict[str, int] = field(default_factory=lambda: {"left": 0, "removed": 0, "rejected": 0, "unconfirmed": 0})
     sign_in_links: int = 0
     emails: int = 0
+    emails_blanked: int = 0  # sent to moderators, naming someone who has since erased their details
     concerns: int = 0
 
     @property
@@ -372,7 +391,11 @@ def purge(session: Session, *, now: datetime | None = None, retention_days: int 
         if not dry_run:
             session.commit()
     old_links = ParentSignIn.created_at < now - UNCONFIRMED_FOR
-    old_mail = or_(OutboxMessage.sent_at < cutoff, OutboxMessage.failed_at < cutoff)
+    # Spelled out with IS NOT NULL so that NOT old_mail is never NULL (and so never silently false).
+    old_mail = or_(
+        and_(OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at < cutoff),
+        and_(OutboxMessage.failed_at.is_not(None), OutboxMessage.failed_at < cutoff),
+    )
     old_concerns = and_(
         Concern.status == ConcernStatus.CLOSED, Concern.closed_at < cutoff, Concern.contact_erased_at.is_(None),
         or_(Concern.contact_name.is_not(None), Concern.contact_email.is_not(None), Concern.contact_phone.is_not(None)),
@@ -380,7 +403,15 @@ def purge(session: Session, *, now: datetime | None = None, retention_days: int 
     counts.sign_in_links = session.exec(select(func.count()).select_from(ParentSignIn).where(old_links)).one()
     counts.emails = session.exec(select(func.count()).select_from(OutboxMessage).where(old_mail)).one()
     counts.concerns = session.exec(select(func.count()).select_from(Concern).where(old_concerns)).one()
+    erased_since_sent = and_(
+        OutboxMessage.sent_at.is_not(None), OutboxMessage.body_text != "(erased)\n",
+        OutboxMessage.about_person_id.in_(select(Person.id).where(Person.erased_at.is_not(None))),
+    )
+    counts.emails_blanked = session.exec(
+        select(func.count()).select_from(OutboxMessage).where(erased_since_sent, ~old_mail)
+    ).one()
     if not dry_run:
+        session.exec(update(OutboxMessage).where(erased_since_sent).values(subject="(erased)", body_text="(erased)\n"))
         session.exec(delete(ParentSignIn).where(old_links))
         session.exec(delete(OutboxMessage).where(old_mail))
         session.exec(

@@ -32,6 +32,8 @@ def _lifetimes() -> dict[str, timedelta]:
         "set-password": timedelta(hours=48),
         # A member may be away for a half-term or longer; the link only ever records agreement.
         "reagree": timedelta(days=30),
+        # A parent's sign-in link for /me/: short-lived, and used once (its row's used_at).
+        "parent-sign-in": timedelta(minutes=cfg["PARENT_LINK_MINUTES"]),
     }
 
 

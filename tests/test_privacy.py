@@ -324,3 +324,20 @@ def test_purge_honours_a_shorter_period_and_clears_old_links_mail_and_concern_co
     assert concerns["Old matter"].contact_email is None and concerns["Old matter"].contact_erased_at is not None
     assert concerns["Open matter"].contact_email == "open@example.com"
     assert "erased the contact details of 1 concerns" in result.output
+
+
+def test_emails_to_moderators_naming_an_erased_parent_are_blanked_once_sent(app, moderator, make_browser, db, make_code):
+    joined = join(make_browser(), db, make_code(ASH))
+    with session_scope() as session:
+        privacy.erase_email(session, "sam@example.com")
+    # The chat-removal email still goes: the moderator needs the name and number to act on it.
+    task = outbox(db, to="rep@elm.example", kind="chat-removal")[-1]
+    assert "Sam Parent" in task.body_text and task.sent_at is None
+    with session_scope() as session:
+        session.exec(update(OutboxMessage).where(OutboxMessage.id == task.id).values(sent_at=utcnow()))
+    result = cli(app, "purge")
+    assert "blanked 1 sent emails naming people who have since erased their details" in result.output
+    db.commit()
+    db.refresh(task)
+    assert "Sam" not in task.body_text and "7911" not in task.body_text
+    assert membership(db, joined.membership_id).status == Status.LEFT

@@ -97,6 +97,9 @@ class OutboxMessage(SQLModel, table=True):
     body_text: str = Field(sa_column=Column(Text, nullable=False))
     kind: str = Field(default="", max_length=40)
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    # A message to someone else (a moderator) that names a parent: scrubbed once sent, if the
+    # parent erases their details.
+    about_person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     created_at: datetime = created_field()
     attempts: int = Field(default=0)
     next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)

@@ -94,6 +94,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_group_block_email_hmac'), ['email_hmac'], unique=False)
         batch_op.create_index(batch_op.f('ix_group_block_mobile_hmac'), ['mobile_hmac'], unique=False)
 
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('about_person_id', sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_outbox_message_about_person_id'), ['about_person_id'], unique=False)
+        batch_op.create_foreign_key('fk_outbox_message_about_person_id', 'person', ['about_person_id'], ['id'])
+
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.add_column(sa.Column('chat_removal_due_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('chat_removed_at', sa.DateTime(timezone=True), nullable=True))
@@ -111,6 +116,11 @@ def downgrade() -> None:
         batch_op.drop_column('chat_removed_by_user_id')
         batch_op.drop_column('chat_removed_at')
         batch_op.drop_column('chat_removal_due_at')
+
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.drop_constraint('fk_outbox_message_about_person_id', type_='foreignkey')
+        batch_op.drop_index(batch_op.f('ix_outbox_message_about_person_id'))
+        batch_op.drop_column('about_person_id')
 
     with op.batch_alter_table('group_block', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_group_block_mobile_hmac'))
