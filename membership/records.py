@@ -62,7 +62,7 @@ ACTION_LABELS = {
     "agree": "Agreed to",
     "acknowledge": "Acknowledged",
     "decline": "Declined",
-    "withdraw": "Withdrew",
+    "withdraw": "Left the group, or withdrew before joining",
     "approve": "Approved",
     "reject": "Declined the request",
     "vouch": "Vouched for",
@@ -75,6 +75,9 @@ ACTION_LABELS = {
     "accept_moderator_notice": "Accepted the moderator notice",
     "moderator_appoint": "Moderator appointed",
     "moderator_stand_down": "Moderator stood down",
+    "incident": "Action recorded by the school",
+    "removed_from_chat": "Taken out of the chat by a moderator",
+    "erase": "Personal details erased",
 }
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html import unescape
 from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, func
+from sqlalchemy import create_engine, event, func
 from sqlmodel import Session, SQLModel, select
 
 from membership import create_app, schools
@@ -380,7 +382,7 @@ def staff(make_account, make_browser) -> Browser:
 def other_school(app, school):
     """A second school with a group, a child, a waiting parent and a staff account: what staff of Elm must never see."""
     from membership import journey as steps
-    from membership.models import Verification
+    from membership.models import Concern, Verification
 
     with session_scope() as session:
         other = schools.create_school(session, "pine-primary", "Pine Primary School", "office@pine.example")
@@ -392,5 +394,27 @@ def other_school(app, school):
             session, group_row, steps.Proof(Verification.NONE, claimed_child_name="Pip P."),
             name="Pine Parent", relationship="parent", email="pine.parent@example.com", mobile=None,
         )
+        concern = Concern(school_id=other.id, group_id=group_row.id, what_happened="Something at Pine only.")
+        session.add(concern)
+        session.flush()
         return {"slug": group_row.slug, "child_id": child.id, "membership_id": membership.id, "user_id": user.id,
-                "school_id": other.id}
+                "school_id": other.id, "concern_id": concern.id}
+
+
+# --- Counting SQL statements ----------------------------------------------------------------------
+
+
+@contextmanager
+def counting_statements(app) -> Iterator[list[str]]:
+    """Collect the SQL statements the app's engine runs inside the block (to show a page does not grow with data)."""
+    engine = app.extensions["classgate_engine"]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 
 from membership import policies, schools
 from membership.db import session_scope
 from membership.models import DocumentKind, Invite, LedgerEntry, Membership, Person, Status
 
-from .conftest import Browser, csrf_token, error_summary, link_in, outbox, text_of
+from .conftest import Browser, counting_statements, csrf_token, error_summary, link_in, outbox, text_of
 from .test_me import EMAIL, join, sign_in
 
 OTHER = {"name": "Robin Other", "email": "robin@example.com", "mobile": "07400 123456"}
@@ -87,21 +86,11 @@ def test_my_groups_include_every_person_record_and_school(make_browser, make_cod
 
 def test_my_groups_take_the_same_number_of_statements_however_many_groups(make_browser, make_code, db, app):
     """The page joins rather than querying once per membership."""
-    engine = app.extensions["classgate_engine"]
 
     def statements_for_page(phone: Browser) -> int:
-        count = 0
-
-        def counter(*_args) -> None:
-            nonlocal count
-            count += 1
-
-        event.listen(engine, "before_cursor_execute", counter)
-        try:
+        with counting_statements(app) as statements:
             assert phone.get("/me/").status_code == 200
-        finally:
-            event.remove(engine, "before_cursor_execute", counter)
-        return count
+        return len(statements)
 
     phone = make_browser()
     join(phone, db, make_code("year-2-ash", "Amelia R."))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from membership import invites, ledger, policies, schools
@@ -30,7 +30,7 @@ from membership.models import (
 from membership.moderation import members as operations
 from membership.validation import Invalid
 
-from .conftest import Browser, error_summary, link_in, outbox, sign_in, snapshot, text_of
+from .conftest import Browser, counting_statements, error_summary, link_in, outbox, sign_in, snapshot, text_of
 
 ASH = "year-2-ash"
 ASH_CHAT = "https://chat.whatsapp.com/AshChat"
@@ -225,18 +225,8 @@ def test_a_material_new_code_of_conduct_marks_everyone_to_re_agree(moderator, sa
 
 def count_statements(app, action: Callable[[], object]) -> int:
     """How many SQL statements the app's engine runs while doing something."""
-    engine = app.extensions["classgate_engine"]
-    statements: list[str] = []
-
-    def listener(conn, cursor, statement, parameters, context, executemany) -> None:
-        """Count one statement."""
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with counting_statements(app) as statements:
         action()
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
     return len(statements)
 
 

@@ -326,7 +326,9 @@ def test_purge_honours_a_shorter_period_and_clears_old_links_mail_and_concern_co
     assert "erased the contact details of 1 concerns" in result.output
 
 
-def test_emails_to_moderators_naming_an_erased_parent_are_blanked_once_sent(app, moderator, make_browser, db, make_code):
+def test_emails_to_moderators_naming_an_erased_parent_are_blanked_once_sent(
+    app, moderator, make_browser, db, make_code
+):
     joined = join(make_browser(), db, make_code(ASH))
     with session_scope() as session:
         privacy.erase_email(session, "sam@example.com")

@@ -8,11 +8,25 @@ from __future__ import annotations
 from .conftest import snapshot, text_of
 
 # URL arguments that name something belonging to a school, and which of the other school's things to use.
-SCHOOL_OWNED = {"slug", "child_id", "membership_id", "user_id"}
+SCHOOL_OWNED = {"slug", "child_id", "membership_id", "user_id", "concern_id"}
+
+
+def concern_state(session) -> tuple:
+    """The concerns, their statuses and notes, and the incident log: what a refused staff request must not touch."""
+    from sqlmodel import select
+
+    from membership.models import Concern, ConcernUpdate, Incident
+
+    session.commit()
+    return (
+        sorted((c.id, c.status) for c in session.exec(select(Concern))),
+        len(session.exec(select(ConcernUpdate)).all()),
+        len(session.exec(select(Incident)).all()),
+    )
 
 
 def staff_rules(app) -> list:
-    """Every staff URL that names one of a school's groups, children, memberships or accounts."""
+    """Every staff URL that names one of a school's groups, children, memberships, accounts or concerns."""
     return [r for r in app.url_map.iter_rules() if r.endpoint.startswith("school.") and r.arguments & SCHOOL_OWNED]
 
 
@@ -23,9 +37,9 @@ def build(app, rule, values: dict) -> str:
 
 
 def test_every_staff_url_of_another_school_answers_404(app, staff, other_school, db):
-    """Whatever the page or method, another school's group, child, parent or account is 'not found'."""
+    """Whatever the page or method, another school's group, child, parent, account or concern is 'not found'."""
     token = staff.hidden_fields(staff.get("/school/").get_data(as_text=True))["csrf_token"]
-    before = snapshot(db)
+    before = snapshot(db), concern_state(db)
     for rule in staff_rules(app):
         unknown = rule.arguments - SCHOOL_OWNED - {"kind", "number", "fmt"}
         assert not unknown, f"{rule.rule}: teach this test about {unknown}"
@@ -35,7 +49,7 @@ def test_every_staff_url_of_another_school_answers_404(app, staff, other_school,
             data = None if method == "GET" else {"csrf_token": token}
             response = staff.client.open(url, method=method, data=data)
             assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
-    assert snapshot(db) == before
+    assert (snapshot(db), concern_state(db)) == before
 
 
 def test_the_dashboard_shows_only_your_own_school(staff, other_school):

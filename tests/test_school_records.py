@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 
 from membership import journey as steps
@@ -26,7 +24,7 @@ from membership.models import (
 )
 from membership.records import EXPORT_COLUMNS, utc_iso
 
-from .conftest import snapshot, text_of
+from .conftest import counting_statements, snapshot, text_of
 from .test_ledger import drop_guard, run_sql
 
 # --- Fixtures and helpers -----------------------------------------------------------------------
@@ -79,20 +77,6 @@ def elm(db) -> School:
     return db.exec(select(School).where(School.slug == "elm-primary")).one()
 
 
-@contextmanager
-def counting_statements(app):
-    """Count the SQL statements sent to the database inside the block."""
-    engine = app.extensions["classgate_engine"]
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def names_on(response) -> list[str]:

@@ -9,6 +9,7 @@ from .concerns import (
     ConcernUpdate,
     Incident,
     IncidentAction,
+    incident_label,
 )
 from .people import Invite, Membership, ParentSignIn, Person, Status, Verification
 from .records import (
@@ -36,7 +37,7 @@ from .school import (
 
 __all__ = [
     "CONCERN_STATUS_LABELS", "Concern", "ConcernStatus", "ConcernUpdate", "INCIDENT_LABELS", "Incident",
-    "IncidentAction", "ParentSignIn",
+    "IncidentAction", "ParentSignIn", "incident_label",
     "CarerBlock", "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group", "GroupBlock",
     "GroupModerator", "Invite", "LedgerEntry", "LedgerHead", "Membership", "OutboxMessage",
     "PLATFORM_LABELS", "Person", "Platform", "PolicyVersion", "Role", "School", "Status",

@@ -77,6 +77,14 @@ INCIDENT_LABELS = {
 }
 
 
+def incident_label(action: str) -> str:
+    """An incident's action in words (the stored code itself if it is not one Classgate knows)."""
+    try:
+        return INCIDENT_LABELS[IncidentAction(action)]
+    except ValueError:
+        return action
+
+
 class Incident(SQLModel, table=True):
     """One action the school took about a member, with when, who decided, and a note."""
 

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from .. import staff
 from ..db import get_session
-from ..models import Child, Group, Membership, School, User
+from ..models import Child, Concern, Group, Membership, School, User
 from . import bp
 
 
@@ -56,5 +56,13 @@ def load_user(user_id: int) -> User:
     """One of this school's accounts, else 404."""
     try:
         return staff.user_in(get_session(), this_school(), user_id)
+    except staff.NotFound:
+        abort(404)
+
+
+def load_concern(concern_id: int) -> Concern:
+    """One of this school's concerns, else 404."""
+    try:
+        return staff.concern_in(get_session(), this_school(), concern_id)
     except staff.NotFound:
         abort(404)

@@ -10,9 +10,9 @@ from flask import Response, render_template, request, stream_with_context, url_f
 from flask_wtf import FlaskForm
 from sqlmodel import select
 
-from .. import ledger, records
+from .. import incidents, ledger, records
 from ..db import get_session, new_session
-from ..models import DOCUMENT_TITLES, Group, utcnow
+from ..models import DOCUMENT_TITLES, INCIDENT_LABELS, Group, utcnow
 from . import bp
 from .access import load_group, load_membership, this_school
 
@@ -53,12 +53,14 @@ def list_records():
 
 @bp.route("/records/<int:membership_id>")
 def person_record(membership_id: int):
-    """One person's record in one group: every entry the ledger holds about them."""
+    """One person's record in one group: the school's incident log and every entry the ledger holds about them."""
     membership, _group = load_membership(membership_id)
     school = this_school()
+    db = get_session()
     return render_template(
-        "school/person_record.html", school=school, record=records.person_record(get_session(), school, membership),
-        titles=DOCUMENT_TITLES,
+        "school/person_record.html", school=school, record=records.person_record(db, school, membership),
+        titles=DOCUMENT_TITLES, incidents=incidents.incident_log(db, school, membership),
+        incident_labels=INCIDENT_LABELS,
     )
 
 

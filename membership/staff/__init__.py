@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from ..models import Child, DocumentKind, Group, Membership, PolicyVersion, Role, School, Status, User
+from ..models import Child, Concern, DocumentKind, Group, Membership, PolicyVersion, Role, School, Status, User
 
 
 class NotFound(Exception):
@@ -64,6 +64,14 @@ def user_in(session: Session, school: School, user_id: int) -> User:
     if user is None or user.school_id != school.id:
         raise NotFound(user_id)
     return user
+
+
+def concern_in(session: Session, school: School, concern_id: int) -> Concern:
+    """One of this school's concerns, or NotFound."""
+    concern = session.get(Concern, concern_id)
+    if concern is None or concern.school_id != school.id:
+        raise NotFound(concern_id)
+    return concern
 
 
 @dataclass
