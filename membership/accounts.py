@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from sqlmodel import Session, select
 
 from . import passwords
@@ -9,8 +11,15 @@ from .models import User
 from .validation import Invalid
 from .validation import email as valid_email
 
-# Checked against when no account matches, so a wrong email costs as long as a wrong password.
-_DUMMY_HASH = passwords.hash_password("classgate-no-such-account")
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when no account matches, so a wrong email costs as long as a wrong password.
+
+    Made on first use, not at import: Argon2 takes 64 MiB for a moment, which every process
+    (CLI commands, workers that never see a sign-in) would otherwise pay when it starts.
+    """
+    return passwords.hash_password("classgate-no-such-account")
 
 
 class SignInFailed(Exception):
@@ -25,7 +34,7 @@ def authenticate(session: Session, email: str, password: str) -> User:
         address = None
     user = session.exec(select(User).where(User.email == address)).first() if address else None
     if user is None or not user.password_hash:
-        passwords.check_password(_DUMMY_HASH, password or "")
+        passwords.check_password(_dummy_hash(), password or "")
         raise SignInFailed()
     if not passwords.check_password(user.password_hash, password or "") or not user.active:
         raise SignInFailed()
