@@ -6,6 +6,7 @@ import difflib
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -28,8 +29,13 @@ class NoPolicy(Exception):
     """The school has not published this document yet."""
 
 
+@lru_cache(maxsize=64)
 def render(text: str) -> Markup:
-    """Render a policy's Markdown to HTML with raw HTML disabled."""
+    """Render a policy's Markdown to HTML with raw HTML disabled.
+
+    Published texts never change, and every parent on the agree page reads the same two, so
+    each distinct text is rendered once per process.
+    """
     return Markup(_markdown.render(text))  # noqa: S704 - raw HTML is off, so markdown-it escapes all input
 
 
