@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +15,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+BUSY_TIMEOUT_MS = 30000
 
 
 def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
@@ -44,14 +48,46 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        immediate = connection.get_execution_options().get("classgate_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if connection.get_execution_options().get("classgate_write", False):
+            _begin_immediate(connection.connection.dbapi_connection)
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+# Waiting for SQLite's write lock: poll often and briefly. SQLite's own busy handler backs off to
+# 100 ms sleeps, so under a queue of writers one unlucky request waits far longer than the
+# writers ahead of it take; a short poll hands the lock on within a millisecond or two.
+WRITE_LOCK_POLL = (0.0005, 0.001, 0.002)
+WRITE_LOCK_TIMEOUT = 30.0
+
+
+def _begin_immediate(dbapi_connection) -> None:
+    """BEGIN IMMEDIATE, retried on 'database is locked' at short intervals for up to WRITE_LOCK_TIMEOUT."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=0")
+        deadline = time.monotonic() + WRITE_LOCK_TIMEOUT
+        attempt = 0
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            pause = WRITE_LOCK_POLL[min(attempt, len(WRITE_LOCK_POLL) - 1)]
+            time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
+            attempt += 1
+    finally:
+        # Statements inside the transaction keep SQLite's own patience (a checkpoint, say).
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
 
 
 def engine() -> Engine:
@@ -68,10 +104,13 @@ def new_session(write: bool = False, bind: Engine | None = None) -> Session:
 
 
 def get_session() -> Session:
-    """The request's session, opened on first use; POSTs get a writing session."""
+    """The request's session, opened on first use; POSTs get a writing session unless marked reads_on_post."""
     if "db_session" not in g:
         view = current_app.view_functions.get(request.endpoint or "")
-        writes = request.method not in READ_METHODS or getattr(view, "writes_on_get", False)
+        if request.method in READ_METHODS:
+            writes = getattr(view, "writes_on_get", False)
+        else:
+            writes = not getattr(view, "reads_on_post", False)
         g.db_session = new_session(write=writes)
     return g.db_session
 
@@ -79,6 +118,12 @@ def get_session() -> Session:
 def writes_on_get(view):
     """Mark a view whose GET changes the database (an email verification link, say)."""
     view.writes_on_get = True
+    return view
+
+
+def reads_on_post(view):
+    """Mark a view whose POST only reads (checking a code): it need not queue for SQLite's write lock."""
+    view.reads_on_post = True
     return view
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 
 from .. import codes, journey, policies, tokens
-from ..db import get_session, writes_on_get
+from ..db import get_session, reads_on_post, writes_on_get
 from ..extensions import limiter
 from ..models import CarerInvitation, Child, Group, Membership, School, Status, Verification
 from ..schools import group_by_slug
@@ -86,6 +86,7 @@ def _next_step(group: Group, membership: Membership):
 @bp.route("/<slug>", methods=["GET", "POST"])
 @limiter.limit(_client_limit, methods=["POST"], deduct_when=_only_failures)
 @limiter.limit(_group_limit, key_func=_group_key, methods=["POST"], deduct_when=_only_failures)
+@reads_on_post  # the code is only looked up; its use is taken later, with the parent's details
 def join_group(slug: str):
     """Step 1 and 2: the group's join page, taking the code from the school letter."""
     group, school = load_group(slug)
