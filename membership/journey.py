@@ -140,8 +140,11 @@ def start(
     membership starts verified.
     """
     # Starts in one group queue behind each other (PostgreSQL row lock; SQLite's writer lock),
-    # so two simultaneous starts with one email cannot both pass the check below.
-    session.exec(select(Group.id).where(Group.id == group.id).with_for_update()).one()
+    # so two simultaneous starts with one email cannot both pass the check below. Every row lock
+    # in Classgate is FOR NO KEY UPDATE: it still queues the lockers, but not the foreign-key
+    # checks other transactions make on the row (a FOR UPDATE here deadlocked with agreements,
+    # which hold the ledger's head while their writes check the group).
+    session.exec(select(Group.id).where(Group.id == group.id).with_for_update(key_share=True)).one()
     if is_blocked(session, group.id, email, mobile):
         raise Blocked()
     if is_carer_blocked(session, _proven_child(session, proof), email):
@@ -399,7 +402,7 @@ def reagree(
     """
     # Lock the row so two clicks on the link at once write one pair of entries, not two.
     session.exec(
-        select(Membership).where(Membership.id == membership.id).with_for_update()
+        select(Membership).where(Membership.id == membership.id).with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
     if membership.status not in policies.ACTIVE:

@@ -49,10 +49,11 @@ def start_chain(session: Session, school_id: int) -> None:
 
 
 def _lock_head(session: Session, school_id: int) -> LedgerHead:
+    """The school's chain head, locked until the transaction ends (FOR NO KEY UPDATE on PostgreSQL)."""
     return session.exec(
         select(LedgerHead)
         .where(LedgerHead.school_id == school_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
 

@@ -198,7 +198,7 @@ def publish_from_staff(
         raise PermissionError("only the school's own staff publish its documents")
     # One publisher at a time per school: two staff cannot take the same number, or both pass
     # the "nothing changed" check with the same text.
-    session.exec(select(School.id).where(School.id == school.id).with_for_update()).one()
+    session.exec(select(School.id).where(School.id == school.id).with_for_update(key_share=True)).one()
     kind = DocumentKind(kind)
     text, note = normalise(text or ""), (change_note or "").strip()
     try:

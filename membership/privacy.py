@@ -169,7 +169,7 @@ def mark_removed_from_chat(session: Session, membership: Membership, moderator: 
 
 def _lock(session: Session, membership: Membership) -> Membership:
     return session.exec(
-        select(Membership).where(Membership.id == membership.id).with_for_update()
+        select(Membership).where(Membership.id == membership.id).with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
 
@@ -229,7 +229,8 @@ def erase_person(session: Session, person: Person, *, actor: str, channel: str, 
     address and mobile, so erasing is not a way back into a group they were removed from.
     """
     person = session.exec(
-        select(Person).where(Person.id == person.id).with_for_update().execution_options(populate_existing=True)
+        select(Person).where(Person.id == person.id).with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     ).one()
     if person.erased_at is not None:
         return False

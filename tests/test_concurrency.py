@@ -239,3 +239,35 @@ def test_one_email_started_from_six_phones_at_once_gets_one_membership(live_serv
     assert len(outbox(db, to="same@example.com", kind="continue")) == 5
     assert ledger.verify(db, school_id(db)).ok
     assert live_server.errors() == [], live_server.log()
+
+
+def test_parents_starting_and_agreeing_at_the_same_moment_all_get_through(live_server, web, make_code, db):
+    """Starts lock the group, agreements lock the chain: mixed together they must queue, never deadlock.
+
+    On PostgreSQL a FOR UPDATE on the group would block the foreign-key checks that agreeing
+    makes on it while holding the chain, and the two would deadlock (a 500 for one parent).
+    """
+    agreeing = [web() for _ in range(6)]
+    for number, parent in enumerate(agreeing):
+        to_agree_page(parent, db, make_code(name=f"Agree {chr(ord('A') + number)}."), f"agree{number}@example.com")
+    starting = [web() for _ in range(6)]
+    for number, parent in enumerate(starting):
+        give_code(parent, make_code(name=f"Start {chr(ord('A') + number)}."))
+    jobs = [(parent, f"/join/{GROUP}/agree", agree_fields(parent)) for parent in agreeing] + [
+        (parent, f"/join/{GROUP}/details", {**parent.form(f"/join/{GROUP}/details"), **details(f"s{n}@example.com")})
+        for n, parent in enumerate(starting)
+    ]
+    barrier = threading.Barrier(len(jobs))
+
+    def post(parent: WebClient, path: str, form: dict[str, str]) -> requests.Response:
+        barrier.wait(timeout=BARRIER_SECONDS)
+        return parent.post(path, form)
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        responses = [future.result() for future in [pool.submit(post, *job) for job in jobs]]
+
+    assert [r.status_code for r in responses] == [303] * 6 + [302] * 6, live_server.log()
+    assert all(where(r).startswith("/invite/") for r in responses[:6])
+    assert all(where(r) == f"/join/{GROUP}/check-email" for r in responses[6:])
+    assert ledger.verify(db, school_id(db)).ok
+    assert live_server.errors() == [], live_server.log()

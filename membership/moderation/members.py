@@ -224,7 +224,7 @@ def _locked(session: Session, membership: Membership) -> Membership:
     return session.exec(
         select(Membership)
         .where(Membership.id == membership.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
 

@@ -67,7 +67,7 @@ def _lock_pending(session: Session, moderator: User, membership: Membership) -> 
     fresh = session.exec(
         select(Membership)
         .where(Membership.id == membership.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
     if fresh.status != Status.PENDING_APPROVAL:

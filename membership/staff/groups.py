@@ -281,7 +281,7 @@ def stand_down(session: Session, group: Group, by: User, moderator: User) -> Non
             GroupModerator.user_id == moderator.id,
             GroupModerator.stood_down_at.is_(None),
         )
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).first()
     if link is None:
         raise Refused(f"{moderator.name or moderator.email} is not a moderator of {group.name}.")
