@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test lint migrate demo clean
+.PHONY: run serve test lint migrate demo clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ serve: migrate
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Classgate's parent journeys under load beside two minimal apps, and batch timings (about 5 minutes).
+# Results in bench/results/; BENCH_ARGS="--backends sqlite --duration 10" and the like change the run.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

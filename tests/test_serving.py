@@ -31,6 +31,15 @@ class ConfiguredServer(LiveServer):
         return env
 
 
+def masked_logger() -> MaskedLogger:
+    """The logger as gunicorn.conf.py sets it up, writing its error log to stderr."""
+    return MaskedLogger(SimpleNamespace(
+        errorlog="-", loglevel="info", accesslog=None, syslog=False, logconfig=None, logconfig_dict={},
+        logconfig_json=None, capture_output=False, disable_redirect_access_to_syslog=False,
+        access_log_format="", user=0, group=0, env={},
+    ))
+
+
 @pytest.fixture
 def served(app, school, database_url, tmp_path) -> Iterator[ConfiguredServer]:
     """The configured server on a free port, stopped afterwards."""
@@ -56,11 +65,7 @@ def test_the_configured_server_answers_and_its_access_log_hides_one_time_tokens(
 
 
 def test_the_access_log_masks_tokens_in_every_field():
-    logger = MaskedLogger(SimpleNamespace(
-        errorlog="-", loglevel="info", accesslog=None, syslog=False, logconfig=None, logconfig_dict={},
-        logconfig_json=None, capture_output=False, disable_redirect_access_to_syslog=False,
-        access_log_format="", user=0, group=0, env={},
-    ))
+    logger = masked_logger()
     environ = {
         "REQUEST_METHOD": "POST", "RAW_URI": f"/invite/{TOKEN}", "PATH_INFO": f"/invite/{TOKEN}",
         "SERVER_PROTOCOL": "HTTP/1.1", "QUERY_STRING": "", "HTTP_REFERER": f"https://x.example/me/sign-in/{TOKEN}",
@@ -71,3 +76,12 @@ def test_the_access_log_masks_tokens_in_every_field():
     assert atoms["r"] == "POST /invite/*** HTTP/1.1"
     assert atoms["U"] == "/invite/***"
     assert TOKEN not in repr(atoms)
+
+
+def test_the_error_log_masks_tokens_too(capsys):
+    """gunicorn's 'Error handling request GET /invite/<token>' line must not carry the token."""
+    logger = masked_logger()
+    logger.error("Error handling request %s", f"/join/verify/{TOKEN}")
+    logged = capsys.readouterr().err
+    assert "Error handling request /join/verify/***" in logged
+    assert TOKEN not in logged

@@ -1,0 +1,325 @@
+"""`make bench` / `python -m bench.run`: the whole benchmark, printed as a table and saved in bench/results/.
+
+For each database (SQLite always; PostgreSQL when it answers): the minimal SQLModel app, then
+Classgate's parent journeys, then the batch timings; the minimal Flask app once. Any error (a
+wrong response, a server error in a log, a failed step) fails the run; a missed target does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import batch, dataset, report
+from .databases import DEFAULT_POSTGRES_URL, Backend, backend_seconds, ensure_database, postgres_answers
+from .load import LoadResult, LoadSpec, run_load
+from .minimal_sqlmodel import prepare as prepare_minimal
+from .scenarios import JOURNEY_STEPS, ScenarioSpec
+from .servers import ROOT, Server, alembic_upgrade, classgate_env, gunicorn_settings
+
+JOURNEY_SCHOOL = "bench-journeys"
+JOURNEY_GROUP = "bench-class"
+BATCH_SCHOOL = "bench-records"
+BATCH_GROUPS = 25
+REQUESTS_PER_JOURNEY = len(JOURNEY_STEPS)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; the defaults are the figures the targets are stated at."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    load = parser.add_argument_group("load")
+    load.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    load.add_argument("--client-processes", type=int, default=2, help="processes the clients are spread over")
+    load.add_argument("--warmup", type=float, default=5.0, help="seconds of warm-up before measuring (default 5)")
+    load.add_argument("--duration", type=float, default=20.0, help="seconds measured (default 20)")
+    load.add_argument("--journeys", type=int, default=None,
+                      help="measure this many journeys (baselines: as many requests) instead of a time window")
+    load.add_argument("--warmup-journeys", type=int, default=0, help="with --journeys: unmeasured ones first")
+    load.add_argument("--codes", type=int, default=4000, help="enrolment codes imported for the journeys")
+    load.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY, default 2)")
+    data = parser.add_argument_group("databases")
+    data.add_argument("--backends", default="sqlite,postgresql",
+                      help="comma-separated; postgresql is skipped when it does not answer (default both)")
+    data.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
+                      help=f"PostgreSQL database, created if missing, schema reset (default {DEFAULT_POSTGRES_URL})")
+    sizes = parser.add_argument_group("batch")
+    sizes.add_argument("--roster-rows", type=int, default=10_000, help="children in the timed import")
+    sizes.add_argument("--members", type=int, default=50_000,
+                       help="members seeded for the records page; each has two ledger entries for the export")
+    sizes.add_argument("--records-requests", type=int, default=200, help="records page requests timed")
+    sizes.add_argument("--skip-batch", action="store_true", help="only the load runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.json/.md go")
+    parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder (databases, server logs)")
+    return parser.parse_args(argv)
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so stdout keeps only the table."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Run:
+    """One benchmark run: its settings, temp folder, results and errors."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.errors: list[str] = []
+        self.backends: dict[str, dict] = {}
+        self.versions: dict[str, str] = {}
+        self.flask: LoadResult | None = None
+
+    def spec(self, scenario: ScenarioSpec, requests_per_unit: int = 1) -> LoadSpec:
+        """The load settings for a scenario; in count mode a baseline makes as many requests as the journeys."""
+        a = self.args
+        units = None if a.journeys is None else a.journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
+        warm = a.warmup_journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
+        return LoadSpec(scenario, a.clients, a.client_processes, a.warmup, a.duration, units, warm)
+
+    def drive(self, label: str, server: Server, scenario: ScenarioSpec, per_unit: int = 1,
+              postgres_url: str = "") -> LoadResult:
+        """Run the load against a server; its errors and the server log's errors count against the run."""
+        progress(f"{label}: {self.args.clients} clients on {server.url}")
+        database = functools.partial(backend_seconds, postgres_url) if postgres_url else None
+        result = run_load(label, self.spec(scenario, per_unit), server.cpu_seconds, database)
+        result.server_recycles = server.restarts()
+        self.errors += [f"{label}: {message}" for message in result.error_messages]
+        if result.errors > len(result.error_messages):
+            self.errors.append(f"{label}: {result.errors - len(result.error_messages)} more errors")
+        self.errors += [f"{label} server log: {line}" for line in server.errors()[:10]]
+        if result.units == 0:
+            self.errors.append(f"{label}: nothing completed in the measured window")
+        return result
+
+    def minimal_flask(self) -> None:
+        """The constant-string baseline (no database)."""
+        with Server("minimal-flask", "bench.minimal_flask:app", dict(os.environ), self.workdir,
+                    self.args.workers, health_path="/") as server:
+            self.flask = self.drive("minimal Flask", server, ScenarioSpec("constant", server.url))
+
+    def backend(self, backend: Backend) -> None:
+        """The SQLModel baseline, Classgate's journeys and the batch timings on one database."""
+        results: dict = {}
+        self.backends[backend.name] = results
+        self.versions[backend.name] = backend.version()
+        backend.reset()
+        prepare_minimal(backend.baseline_url)
+        env = {**os.environ, "BENCH_DATABASE_URL": backend.baseline_url}
+        with Server(f"minimal-sqlmodel-{backend.name}", "bench.minimal_sqlmodel:app", env, self.workdir,
+                    self.args.workers) as server:
+            results["minimal_sqlmodel"] = self.drive(f"minimal SQLModel [{backend.name}]", server,
+                                                     ScenarioSpec("visit", server.url), 1, backend.postgres_url)
+        backend.reset()
+        env = classgate_env(backend.classgate_url, self.workdir)
+        progress(f"Classgate [{backend.name}]: alembic upgrade head, school, group and codes through the CLI")
+        alembic_upgrade(env)
+        setup = dataset.create_school(env, JOURNEY_SCHOOL, (JOURNEY_GROUP,))
+        started = time.perf_counter()
+        codes = dataset.import_codes(env, JOURNEY_GROUP, self.args.codes, self.workdir)
+        results["codes_cli_s"] = time.perf_counter() - started
+        with Server(f"classgate-{backend.name}", "app:app", env, self.workdir, self.args.workers) as server:
+            scenario = ScenarioSpec("journey", server.url, JOURNEY_GROUP, setup.chat_url, backend.classgate_url,
+                                    tuple(codes))
+            results["classgate"] = self.drive(f"Classgate journeys [{backend.name}]", server, scenario,
+                                              REQUESTS_PER_JOURNEY, backend.postgres_url)
+        if not self.args.skip_batch:
+            results["batch"] = self.batch(backend, env)
+
+    def batch(self, backend: Backend, env: dict[str, str]) -> dict:
+        """Roster import, the seeded ledger and its export, and the records page, on a school of their own."""
+        a, out = self.args, {}
+        progress(f"batch [{backend.name}]: a school with {a.members:,} members and {2 * a.members:,} ledger entries")
+        groups = tuple(f"records-{n:02d}" for n in range(1, BATCH_GROUPS + 1))
+        setup = dataset.create_school(env, BATCH_SCHOOL, (*groups, "roster-import"))
+        setup = dataset.SchoolSetup(setup.slug, groups, setup.chat_url, setup.staff_email)
+        with dataset.classgate_app(env) as app:
+            out["import"] = batch.time_roster_import(app, "roster-import", a.roster_rows, self.workdir)
+            started = time.perf_counter()
+            entries = dataset.seed_members(setup, a.members)
+            seeded = time.perf_counter() - started
+            backend.analyze()
+            chained, verify_s = batch.verify_chain(setup.slug)
+            out["seed"] = {"members": a.members, "entries": entries, "seconds": seeded, "verify_s": verify_s}
+            progress(f"batch [{backend.name}]: records page and export on a fresh server")
+            with Server(f"classgate-batch-{backend.name}", "app:app", env, self.workdir, a.workers) as server:
+                out["records"] = batch.time_records(server, setup, a.members, a.records_requests)
+                out["export"] = batch.time_export(server, setup, chained)
+                self.errors += [f"batch [{backend.name}] server log: {line}" for line in server.errors()[:10]]
+        if not out["export"].head_matches:
+            self.errors.append(f"batch [{backend.name}]: the export's head hash differs from the database's")
+        return out
+
+    def targets(self) -> list[report.Target]:
+        """Every target, for every database measured."""
+        found = []
+        for name, results in self.backends.items():
+            journeys, minimal = results.get("classgate"), results.get("minimal_sqlmodel")
+            if journeys and minimal and minimal.requests_per_s:
+                ratio = journeys.requests_per_s / minimal.requests_per_s
+                found.append(report.Target(f"[{name}] journey req/s / minimal SQLModel req/s", ratio,
+                                           report.RATIO_TARGET, "", higher_is_better=True))
+            if journeys:
+                worst = max(JOURNEY_STEPS, key=lambda step: journeys.steps[step].p99)
+                found.append(report.Target(
+                    f"[{name}] slowest journey step p99 ({worst}), {journeys.clients} clients",
+                    journeys.steps[worst].p99, report.STEP_P99_MS, " ms"))
+            done = results.get("batch") or {}
+            if "import" in done:
+                found.append(report.Target(f"[{name}] roster import of {done['import'].rows:,}", done["import"].seconds,
+                                           report.IMPORT_S, " s"))
+            if "export" in done:
+                e = done["export"]
+                found.append(report.Target(f"[{name}] export of {e.entries:,} entries", e.seconds, report.EXPORT_S,
+                                           " s"))
+                found.append(report.Target(f"[{name}] export worker peak RSS", e.peak_rss_mb, report.EXPORT_RSS_MB,
+                                           " MB"))
+            if "records" in done:
+                r = done["records"]
+                found.append(report.Target(f"[{name}] records page p95 at {r.members:,} members", r.stats.p95,
+                                           report.RECORDS_P95_MS, " ms"))
+        return found
+
+    def throughput_rows(self) -> list[dict]:
+        """One row per load run, with Classgate's journey req/s divided by each baseline's."""
+        journeys = {name: r["classgate"] for name, r in self.backends.items() if r.get("classgate")}
+
+        def row(label: str, result: LoadResult, ratio: str) -> dict:
+            every = result.steps["all"]
+            return {"label": label, "units_per_s": result.units_per_s, "requests_per_s": result.requests_per_s,
+                    "p50": every.p50, "p95": every.p95, "p99": every.p99, "errors": result.errors, "ratio": ratio,
+                    "cpu": result.cpu.text() if result.cpu else "", "recycles": result.server_recycles}
+
+        def ratio(result: LoadResult, names: list[str]) -> str:
+            if not result.requests_per_s:
+                return ""
+            parts = [f"{journeys[n].requests_per_s / result.requests_per_s:.2f}" for n in names]
+            if len(parts) == 1:
+                return parts[0]
+            return ", ".join(f"{part} ({name})" for part, name in zip(parts, names, strict=True))
+
+        rows = []
+        if self.flask:
+            rows.append(row("minimal Flask (constant)", self.flask, ratio(self.flask, list(journeys))))
+        for name, results in self.backends.items():
+            if results.get("minimal_sqlmodel"):
+                rows.append(row(f"minimal SQLModel [{name}]", results["minimal_sqlmodel"],
+                                ratio(results["minimal_sqlmodel"], [name] if name in journeys else [])))
+            if results.get("classgate"):
+                rows.append(row(f"Classgate journeys [{name}]", results["classgate"], "1.00"))
+        return rows
+
+
+def _count(number: int, noun: str) -> str:
+    """'1 client', '16 clients', '2 processes'."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}{'es' if noun.endswith('s') else 's'}"
+
+
+def backends_to_run(args: argparse.Namespace, workdir: Path) -> tuple[list[Backend], list[str]]:
+    """The databases asked for that are there; notes on any skipped."""
+    wanted = [name.strip() for name in args.backends.split(",") if name.strip()]
+    chosen, notes = [], []
+    for name in wanted:
+        if name == "sqlite":
+            folder = workdir / "sqlite"
+            folder.mkdir()
+            chosen.append(Backend("sqlite", folder))
+        elif name == "postgresql":
+            if postgres_answers(args.postgres_url):
+                ensure_database(args.postgres_url)
+                folder = workdir / "postgresql"
+                folder.mkdir()
+                chosen.append(Backend("postgresql", folder, args.postgres_url))
+            else:
+                notes.append(f"PostgreSQL did not answer at {args.postgres_url}: skipped")
+        else:
+            raise SystemExit(f"unknown backend {name!r} (sqlite, postgresql)")
+    return chosen, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything, print the table, write the results; exit 1 on any error."""
+    args = parse_args(argv)
+    # TERM (a CI runner, kill) unwinds like Ctrl-C: every server's process group is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    clock = time.perf_counter()
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    workdir = Path(tempfile.mkdtemp(prefix="classgate-bench-"))
+    run = Run(args, workdir)
+    notes: list[str] = []
+    try:
+        chosen, notes = backends_to_run(args, workdir)
+        for note in notes:
+            progress(note)
+        phases = [("minimal Flask", run.minimal_flask)]
+        phases += [(backend.name, functools.partial(run.backend, backend)) for backend in chosen]
+        for name, phase in phases:
+            try:
+                phase()
+            except (RuntimeError, OSError, batch.BatchError) as exc:
+                # A server that did not start, a command that failed: record it and go on to the next database.
+                run.errors.append(f"[{name}] {type(exc).__name__}: {exc}")
+    finally:
+        if args.keep_temp:
+            progress(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results = summary(args, run, notes, started_at, time.perf_counter() - clock, load_before)
+    report.write(results, args.out)
+    print(report.text_table(results))
+    return 1 if run.errors else 0
+
+
+def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: str, wall_s: float,
+            load_before: str) -> dict:
+    """Everything the run found, with the settings and machine it ran with, for the table and the files."""
+    settings = gunicorn_settings(args.workers)
+    return {
+        "started_at": started_at,
+        "command": "make bench" if os.environ.get("MAKELEVEL") else "python -m bench.run " + shlex.join(sys.argv[1:]),
+        "wall_s": wall_s,
+        "machine": report.machine(run.versions),
+        "load_average": [load_before, " ".join(f"{x:.2f}" for x in os.getloadavg())],
+        "gunicorn": settings,
+        "gunicorn_text": (
+            f"gunicorn -c gunicorn.conf.py with WEB_CONCURRENCY={args.workers}: workers={settings['workers']}, "
+            f"threads={settings['threads']} ({settings['worker_class']}), keepalive={settings['keepalive']} s, "
+            f"max_requests={settings['max_requests']}±{settings['max_requests_jitter']}, access log to a file"
+        ),
+        "load": {"clients": args.clients, "client_processes": args.client_processes, "warmup_s": args.warmup,
+                 "duration_s": args.duration, "journeys": args.journeys, "warmup_journeys": args.warmup_journeys},
+        "load_text": (
+            f"{_count(args.clients, 'client')} in {_count(min(args.client_processes, args.clients), 'process')}, "
+            "one kept-alive http.client connection each; "
+            + (f"{args.journeys} measured journeys (baselines: {args.journeys * REQUESTS_PER_JOURNEY} requests) "
+               f"after {args.warmup_journeys} unmeasured" if args.journeys is not None
+               else f"{args.warmup:g} s warm-up, {args.duration:g} s measured")
+            + f"; the clients share the {os.cpu_count()} cores with the servers"
+        ),
+        "throughput": run.throughput_rows(),
+        "minimal_flask": run.flask,
+        "backends": run.backends,
+        "targets": run.targets(),
+        "notes": notes,
+        "errors": run.errors,
+        "json_path": str(args.out / "latest.json"),
+        "md_path": str(args.out / "latest.md"),
+    }
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        progress("interrupted: every server this run started has been stopped")
+        sys.exit(130)

@@ -1,0 +1,78 @@
+"""The benchmark's harness at a tiny scale: every piece runs and checks every response. Nothing is timed.
+
+SQLite always; PostgreSQL instead when TEST_DATABASE_URL is set (the `database_url` fixture wipes it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench import dataset, servers
+from bench.load import LoadSpec, run_load
+from bench.scenarios import JOURNEY_STEPS, ScenarioSpec
+
+from .live_server import ROOT
+
+RUN_SECONDS = 120  # a guard against a hung server; the run takes about 20 s
+
+
+def backend_of(database_url: str) -> str:
+    """The bench's name for the fixture's database."""
+    return "postgresql" if database_url.startswith("postgresql") else "sqlite"
+
+
+def test_the_benchmark_runs_every_piece_end_to_end_at_a_tiny_scale(database_url, tmp_path):
+    """Servers, journeys, baselines, import, seeded ledger, records page and export: results written, no errors."""
+    backend = backend_of(database_url)
+    clients = "2"
+    command = [
+        sys.executable, "-m", "bench.run", "--backends", backend, "--clients", clients, "--client-processes", "1",
+        "--journeys", "3", "--codes", "10", "--roster-rows", "100", "--members", "100", "--records-requests", "10",
+        "--out", str(tmp_path / "results"), *(["--postgres-url", database_url] if backend == "postgresql" else []),
+    ]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:  # noqa: S603
+        try:
+            stdout, stderr = run.communicate(timeout=RUN_SECONDS)
+        except subprocess.TimeoutExpired:
+            run.terminate()  # TERM, not KILL: the bench stops its gunicorn process groups on the way out
+            stdout, stderr = run.communicate(timeout=30)
+            pytest.fail(f"the benchmark did not finish in {RUN_SECONDS} s:\n{stdout}\n{stderr}")
+
+    assert run.returncode == 0, stdout + stderr
+    results = json.loads((tmp_path / "results" / "latest.json").read_text())
+    assert results["errors"] == []
+    measured = results["backends"][backend]
+    journeys = measured["classgate"]
+    assert journeys["units"] == 3 and journeys["errors"] == 0
+    assert [journeys["steps"][step]["count"] for step in JOURNEY_STEPS] == [3] * len(JOURNEY_STEPS)
+    assert measured["minimal_sqlmodel"]["units"] == 3 * len(JOURNEY_STEPS)
+    assert results["minimal_flask"]["units"] == 3 * len(JOURNEY_STEPS)
+    batch = measured["batch"]
+    assert batch["import"]["rows"] == 100
+    assert batch["seed"]["entries"] == 200
+    assert batch["export"]["entries"] == 200 and batch["export"]["head_matches"]
+    assert batch["records"]["requests"] == 10
+    assert {target["name"].split("]")[0] + "]" for target in results["targets"]} == {f"[{backend}]"}
+    table = (tmp_path / "results" / "latest.md").read_text()
+    assert "| figure | value | target | result |" in table and "CPU" in table
+    assert "Classgate journeys" in stdout
+
+
+def test_a_journey_that_does_not_reach_the_chat_counts_as_an_error(database_url, tmp_path):
+    """In a group that waits for a moderator, agreeing leads to 'waiting', not an invite: every journey is an error."""
+    env = servers.classgate_env(database_url, tmp_path)
+    servers.alembic_upgrade(env)
+    setup = dataset.create_school(env, "bench-waits", ("waits-class",), requires_approval=True)
+    codes = dataset.import_codes(env, "waits-class", 2, tmp_path)
+    with servers.Server("classgate", "app:app", env, tmp_path) as server:
+        scenario = ScenarioSpec("journey", server.url, "waits-class", setup.chat_url, database_url, tuple(codes))
+        result = run_load("waits", LoadSpec(scenario, clients=1, processes=1, units=2))
+
+    assert result.units == 0
+    assert result.errors == 2
+    assert all(message.startswith("agree POST: expected 303 to /invite/") for message in result.error_messages)
+    assert result.steps["agree POST"].count == 2 and result.steps["invite GET"].count == 0
