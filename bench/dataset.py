@@ -28,6 +28,7 @@ from membership.models import (
     Person,
     Status,
     Verification,
+    sort_name,
     utcnow,
 )
 
@@ -154,6 +155,7 @@ def seed_members(setup: SchoolSetup, members: int) -> int:
             ended = status in (Status.LEFT, Status.REMOVED)
             rows.append({
                 "group_id": children[n]["group_id"], "person_id": person_ids[n], "child_id": child_ids[n],
+                "sort_name": sort_name(people[n]["name"]), "name_erased": False,
                 "relationship": "parent", "status": status.value, "verified_by": Verification.CODE.value,
                 "holds_code_use": True, "coc_version_id": coc.id, "notice_version_id": notice.id,
                 "needs_reagree": False, "email_verified_at": now, "agreed_at": now,

@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
-from sqlalchemy import event
+from sqlalchemy import event, inspect, update
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
+
+from .models import Membership, Person, sort_name
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 BUSY_TIMEOUT_MS = 30000
@@ -139,6 +141,27 @@ def session_scope(write: bool = True) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@event.listens_for(Session, "before_flush")
+def _keep_sort_names(session: Session, _context, _instances) -> None:
+    """Keep each membership's copy of its person's name (for ordering and searching lists) in step.
+
+    A new membership takes its person's name; a person whose name changes (erasure blanks it)
+    passes the change to all their memberships. Both happen in the flush that writes the change.
+    """
+    for obj in session.new:
+        if isinstance(obj, Membership) and obj.sort_name is None and not obj.name_erased:
+            person = session.get(Person, obj.person_id) if obj.person_id else None
+            if person is not None:
+                obj.sort_name, obj.name_erased = sort_name(person.name), person.name is None
+    for obj in session.dirty:
+        if isinstance(obj, Person) and obj.id is not None and inspect(obj).attrs.name.history.has_changes():
+            session.connection().execute(
+                update(Membership.__table__)
+                .where(Membership.__table__.c.person_id == obj.id)
+                .values(sort_name=sort_name(obj.name), name_erased=obj.name is None)
+            )
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -165,3 +165,34 @@ def test_upgrade_keeps_the_data_of_a_school_already_using_classgate(alembic_cfg,
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT email FROM user_account").scalars().all() == ["rep@oak.example"]
         assert connection.exec_driver_sql("SELECT user_id FROM group_moderator").scalars().all() == [1]
+
+
+def test_upgrade_copies_each_members_name_for_the_records_list(alembic_cfg, engine) -> None:
+    """Members already in a group get their name's list copy (lowercased, any alphabet); an erased one is marked."""
+    command.upgrade(alembic_cfg, "0004")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO school (id, slug, name, concerns_email, created_at) "
+            "VALUES (1, 'oak', 'Oak School', 'office@oak.example', CURRENT_TIMESTAMP)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO class_group (id, school_id, slug, name, description, platform, chat_url, "
+            "requires_approval, academic_year, created_at) "
+            "VALUES (1, 1, 'y3', 'Year 3', '', 'whatsapp', '', false, '2026-27', CURRENT_TIMESTAMP)"
+        )
+        for person_id, name in ((1, "'ŁUCJA Nowak'"), (2, "NULL")):
+            connection.exec_driver_sql(
+                f"INSERT INTO person (id, ref, name, created_at) VALUES ({person_id}, 'ref{person_id}', {name}, "
+                "CURRENT_TIMESTAMP)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO membership (group_id, person_id, relationship, status, verified_by, holds_code_use, "
+                f"needs_reagree, created_at, updated_at) VALUES (1, {person_id}, 'parent', 'approved', 'code', "
+                "false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+    command.upgrade(alembic_cfg, "head")
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT person_id, sort_name, name_erased FROM membership ORDER BY person_id"
+        ).all()
+    assert [tuple(row) for row in rows] == [(1, "łucja nowak", False), (2, None, True)]

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from membership import journey as steps
-from membership import ledger, policies, schools
+from membership import ledger, policies, privacy, schools
 from membership.db import session_scope
 from membership.models import (
     DocumentKind,
@@ -174,6 +174,22 @@ def test_group_filter_and_name_search(staff, add_members, other_school) -> None:
     assert names_on(staff.get("/school/records?q=%25")) == []
     assert staff.get("/school/records?group=year-1-pine").status_code == 404
     assert staff.get("/school/records.csv?group=year-1-pine").status_code == 404
+
+
+def test_names_are_listed_and_searched_whatever_their_case_and_alphabet(staff, add_members, db) -> None:
+    """Names are ordered case aside, 'łucja' finds 'Łucja' (not only A to Z folds), and erased people come last."""
+    ids = {}
+    for prefix in ("zara", "Łucja", "Adam", "bea"):
+        ids[prefix] = add_members(1, prefix=prefix)[0]
+    listed = names_on(staff.get("/school/records?group=year-2-ash"))
+    assert [name for name in listed if name != "Łucja 000"] == ["Adam 000", "bea 000", "zara 000"]
+    assert names_on(staff.get("/school/records?q=łucja")) == ["Łucja 000"]
+    adam = db.get(Person, db.get(Membership, ids["Adam"]).person_id)
+    privacy.erase_person(db, adam, actor="system", channel="retention", why="test")
+    db.commit()
+    listed = names_on(staff.get("/school/records?group=year-2-ash"))
+    assert listed[-1] == "Details erased" and listed.index("bea 000") < listed.index("zara 000")
+    assert names_on(staff.get("/school/records?q=adam")) == []
 
 
 def test_pagination_fifty_to_a_page(staff, add_members) -> None:

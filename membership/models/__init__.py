@@ -11,7 +11,7 @@ from .concerns import (
     IncidentAction,
     incident_label,
 )
-from .people import Invite, Membership, ParentSignIn, Person, Status, Verification
+from .people import Invite, Membership, ParentSignIn, Person, Status, Verification, sort_name
 from .records import (
     DOCUMENT_TITLES,
     DocumentKind,
@@ -41,5 +41,5 @@ __all__ = [
     "CarerBlock", "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group", "GroupBlock",
     "GroupModerator", "Invite", "LedgerEntry", "LedgerHead", "Membership", "OutboxMessage",
     "PLATFORM_LABELS", "Person", "Platform", "PolicyVersion", "Role", "School", "Status",
-    "UTCDateTime", "User", "Verification", "utcnow",
+    "UTCDateTime", "User", "Verification", "sort_name", "utcnow",
 ]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Index, SQLModel
 
 from .base import UTCDateTime, created_field, utcnow, when_field
 
@@ -56,6 +56,10 @@ class Verification(StrEnum):
 class Membership(SQLModel, table=True):
     """One parent's place (or request for a place) in one group, for one child."""
 
+    # The staff records list pages a whole school in (group, name) order and searches by name:
+    # this index serves both without touching the person table or sorting every member.
+    __table_args__ = (Index("ix_membership_listing", "group_id", "name_erased", "sort_name", "id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     group_id: int = Field(foreign_key="class_group.id", index=True)
     person_id: int = Field(foreign_key="person.id", index=True)
@@ -83,8 +87,17 @@ class Membership(SQLModel, table=True):
     chat_removal_due_at: datetime | None = when_field(index=True)
     chat_removed_at: datetime | None = when_field()
     chat_removed_by_user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    # The person's name, lowercased, and whether it was erased: kept in step with Person.name on
+    # every flush (membership.db), so lists order and search members without joining people.
+    sort_name: str | None = Field(default=None, max_length=80)
+    name_erased: bool = Field(default=False)
     created_at: datetime = created_field()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def sort_name(name: str | None) -> str | None:
+    """How a person's name is ordered and searched in lists: lowercased (None once erased)."""
+    return name.lower()[:80] if name else None
 
 
 class Invite(SQLModel, table=True):

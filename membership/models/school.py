@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from enum import StrEnum
 
-from sqlmodel import Field, SQLModel, UniqueConstraint
+from sqlmodel import Field, Index, SQLModel, UniqueConstraint
 
 from .base import UTCDateTime, created_field, when_field
 
@@ -43,6 +43,8 @@ class Group(SQLModel, table=True):
     """A class or year group's parent chat, guarded by Classgate."""
 
     __tablename__ = "class_group"
+    # The records list walks a school's groups in name order.
+    __table_args__ = (Index("ix_class_group_school_name", "school_id", "name"),)
 
     id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id", index=True)
