@@ -102,9 +102,19 @@ def reserve_use(session: Session, code_id: int) -> None:
         raise CodeRefused()
 
 
+def _hold_cutoff():
+    """Starts made before this moment whose email is still unconfirmed have held their code use too long."""
+    return utcnow() - timedelta(hours=current_app.config["RESERVATION_HOURS"])
+
+
+def hold_lapsed(membership: Membership) -> bool:
+    """True when this start has held its code use longer than the reservation window."""
+    return membership.created_at < _hold_cutoff()
+
+
 def release_stale(session: Session, code_id: int | None = None) -> int:
     """Give back the uses held by starts whose email was not verified in time; return how many."""
-    cutoff = utcnow() - timedelta(hours=current_app.config["RESERVATION_HOURS"])
+    cutoff = _hold_cutoff()
     query = select(Membership.id).where(
         Membership.status == Status.DETAILS_GIVEN,
         Membership.holds_code_use.is_(True),

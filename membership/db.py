@@ -14,7 +14,19 @@ from sqlalchemy import event, inspect, update
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
-from .models import Membership, Person, sort_name
+from .models import (
+    CarerInvitation,
+    Child,
+    EnrolmentCode,
+    Group,
+    Invite,
+    Membership,
+    Person,
+    PolicyVersion,
+    School,
+    User,
+    sort_name,
+)
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 BUSY_TIMEOUT_MS = 30000
@@ -141,6 +153,21 @@ def session_scope(write: bool = True) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# The rows a request works with, held for the session's life. SQLAlchemy's identity map holds
+# objects weakly, so a row one function loaded and let go of is read again by the next function
+# that asks for it by id (a parent's person row was read three times while agreeing). Streamed
+# rows (ledger entries, outbox batches) are not held: an export must not keep 100,000 of them.
+HELD = (CarerInvitation, Child, EnrolmentCode, Group, Invite, Membership, Person, PolicyVersion, School, User)
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+@event.listens_for(Session, "pending_to_persistent")
+def _hold(session: Session, instance) -> None:
+    """Keep a strong reference to a row of the kinds a request uses again, until the session goes."""
+    if isinstance(instance, HELD):
+        session.info.setdefault("classgate_held", []).append(instance)
 
 
 @event.listens_for(Session, "before_flush")

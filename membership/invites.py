@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from . import ledger, mail, tokens
-from .models import Group, Invite, Membership, Person, Status, utcnow
+from .models import Group, Invite, Membership, Person, School, Status, utcnow
 from .states import move
 from .urls import external_url
 
@@ -33,6 +33,8 @@ class LoadedInvite:
     invite: Invite
     membership: Membership
     group: Group
+    school: School
+    person: Person
 
 
 def issue(session: Session, membership: Membership, *, actor: str, channel: str, opening: str | None = None) -> str:
@@ -96,30 +98,32 @@ def load(session: Session, token: str) -> LoadedInvite:
         raise InviteUnusable("expired") from exc
     except tokens.TokenInvalid as exc:
         raise InviteUnusable("invalid") from exc
-    rows = _read(session, payload["i"]) if isinstance(payload.get("i"), int) else None
-    if rows is None or not tokens.nonce_matches(payload.get("n"), rows[0].nonce_hash):
+    loaded = _read(session, payload["i"]) if isinstance(payload.get("i"), int) else None
+    if loaded is None or not tokens.nonce_matches(payload.get("n"), loaded.invite.nonce_hash):
         raise InviteUnusable("invalid")
-    invite, membership = rows
-    state = _state(invite, membership)
+    state = _state(loaded.invite, loaded.membership)
     if state != "valid":
         raise InviteUnusable(state)
-    return LoadedInvite(invite, membership, session.get(Group, membership.group_id))
+    return loaded
 
 
-def _read(session: Session, invite_id: int) -> tuple[Invite, Membership] | None:
-    """An invite and its membership as one statement saw them, fresh from the database.
+def _read(session: Session, invite_id: int) -> LoadedInvite | None:
+    """An invite and its membership (with its group, school and person) as one statement saw them, fresh.
 
-    One statement, not two gets: under PostgreSQL's READ COMMITTED each statement has its own
-    snapshot, so a redemption committed between two reads would pair an unused invite with a
-    link_used membership and _state would call a link just used by another click "revoked".
+    One statement, not several gets: under PostgreSQL's READ COMMITTED each statement has its
+    own snapshot, so a redemption committed between two reads would pair an unused invite with
+    a link_used membership and _state would call a link just used by another click "revoked".
     """
     row = session.exec(
-        select(Invite, Membership)
+        select(Invite, Membership, Group, School, Person)
         .join(Membership, Membership.id == Invite.membership_id)
+        .join(Group, Group.id == Membership.group_id)
+        .join(School, School.id == Group.school_id)
+        .join(Person, Person.id == Membership.person_id)
         .where(Invite.id == invite_id)
         .execution_options(populate_existing=True)
     ).first()
-    return (row[0], row[1]) if row is not None else None
+    return LoadedInvite(*row) if row is not None else None
 
 
 def redeem(session: Session, token: str) -> str:
@@ -146,13 +150,13 @@ def redeem(session: Session, token: str) -> str:
         session.rollback()
         # Another request changed the row after load(); say what it did (used, or revoked by a
         # moderator meanwhile) rather than guessing, reading the committed row afresh.
-        rows = _read(session, loaded.invite.id)
-        state = _state(*rows) if rows is not None else "invalid"
+        again = _read(session, loaded.invite.id)
+        state = _state(again.invite, again.membership) if again is not None else "invalid"
         raise InviteUnusable(state if state != "valid" else "used")
     membership = session.get(Membership, loaded.membership.id, populate_existing=True)
     move(membership, Status.LINK_USED)
     session.add(membership)
-    person = session.get(Person, membership.person_id)
+    person = loaded.person
     ledger.append(
         session, loaded.group.school_id, "invite_redeem", actor=f"person:{person.ref}", channel="web",
         person_ref=person.ref, group_id=loaded.group.id, child_id=membership.child_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import and_, func, update
 from sqlmodel import Session, select
 
 from . import codes, invites, ledger, mail, policies, privacy, tokens
@@ -285,8 +285,8 @@ def verify_email(session: Session, token: str) -> Membership:
     membership = session.get(Membership, payload.get("m")) if isinstance(payload.get("m"), int) else None
     if membership is None:
         raise tokens.TokenInvalid("verify-email")
-    if membership.status == Status.DETAILS_GIVEN and membership.holds_code_use:
-        codes.release_stale(session, membership.code_id)
+    if membership.status == Status.DETAILS_GIVEN and membership.holds_code_use and codes.hold_lapsed(membership):
+        codes.end_unconfirmed(session, membership.id, Status.EXPIRED)
         session.refresh(membership)
     if membership.status == Status.DETAILS_GIVEN:
         group = session.get(Group, membership.group_id)
@@ -297,11 +297,26 @@ def verify_email(session: Session, token: str) -> Membership:
 
 
 def current_documents(session: Session, school_id: int) -> tuple[PolicyVersion, PolicyVersion]:
-    """The code of conduct and data notice a parent agrees to today."""
-    return (
-        policies.current(session, school_id, DocumentKind.CODE_OF_CONDUCT),
-        policies.current(session, school_id, DocumentKind.DATA_NOTICE),
+    """The code of conduct and data notice a parent agrees to today, in one statement."""
+    kinds = (DocumentKind.CODE_OF_CONDUCT, DocumentKind.DATA_NOTICE)
+    newest = (
+        select(PolicyVersion.kind, func.max(PolicyVersion.number).label("number"))
+        .where(PolicyVersion.school_id == school_id, PolicyVersion.kind.in_([kind.value for kind in kinds]))
+        .group_by(PolicyVersion.kind)
+        .subquery()
     )
+    found = {
+        version.kind: version
+        for version in session.exec(
+            select(PolicyVersion)
+            .join(newest, and_(PolicyVersion.kind == newest.c.kind, PolicyVersion.number == newest.c.number))
+            .where(PolicyVersion.school_id == school_id)
+        ).all()
+    }
+    for kind in kinds:
+        if kind not in found:
+            raise policies.NoPolicy(kind)
+    return found[DocumentKind.CODE_OF_CONDUCT], found[DocumentKind.DATA_NOTICE]
 
 
 @dataclass

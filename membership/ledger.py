@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from .models import LedgerEntry, LedgerHead, PolicyVersion, utcnow
@@ -48,14 +49,36 @@ def start_chain(session: Session, school_id: int) -> None:
     session.flush()
 
 
+HEADS = "classgate_locked_ledger_heads"
+
+
 def _lock_head(session: Session, school_id: int) -> LedgerHead:
-    """The school's chain head, locked until the transaction ends (FOR NO KEY UPDATE on PostgreSQL)."""
-    return session.exec(
-        select(LedgerHead)
-        .where(LedgerHead.school_id == school_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).one()
+    """The school's chain head, locked until the transaction ends (FOR NO KEY UPDATE on PostgreSQL).
+
+    The first append in a transaction reads and locks it; later appends in the same transaction
+    (an agreement writes three entries) go on from the copy already held, which nobody else can
+    change while the lock lasts.
+    """
+    heads = session.info.setdefault(HEADS, {})
+    if school_id not in heads:
+        heads[school_id] = session.exec(
+            select(LedgerHead)
+            .where(LedgerHead.school_id == school_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        ).one()
+    return heads[school_id]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_heads(session: Session, transaction) -> None:
+    """A lock lasts as long as its transaction: after a commit or rollback the next append reads the head again.
+
+    A flush's own inner transaction ends too, holding the lock still; a savepoint's end forgets
+    the copy anyway, as a savepoint rolled back may have moved the head it held.
+    """
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(HEADS, None)
 
 
 def append(
@@ -97,9 +120,9 @@ def append(
     )
     entry.entry_hash = compute_hash(head.head_hash, entry)
     head.seq, head.head_hash = entry.seq, entry.entry_hash
+    # Written at the next flush, with any other entries of the transaction, in order of seq.
     session.add(entry)
     session.add(head)
-    session.flush()
     return entry
 
 

@@ -177,6 +177,14 @@ def group_by_slug(session: Session, slug: str) -> Group | None:
     return session.exec(select(Group).where(Group.slug == slug)).first()
 
 
+def group_and_school(session: Session, slug: str) -> tuple[Group, School] | None:
+    """A group by its slug with its school, in one statement."""
+    row = session.exec(
+        select(Group, School).join(School, School.id == Group.school_id).where(Group.slug == slug)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def school_by_slug(session: Session, slug: str) -> School | None:
     """A school by its slug."""
     return session.exec(select(School).where(School.slug == slug)).first()

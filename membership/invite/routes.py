@@ -7,7 +7,6 @@ from flask import redirect, render_template
 from .. import invites
 from ..db import get_session
 from ..join.forms import ConfirmForm
-from ..models import School
 from . import bp
 
 REASON_STATUS = {"invalid": 404, "used": 410, "expired": 410, "revoked": 410}
@@ -25,9 +24,8 @@ def show_invite(token: str):
         loaded = invites.load(db, token)
     except invites.InviteUnusable as exc:
         return _unusable(exc.reason)
-    school = db.get(School, loaded.group.school_id)
     return render_template(
-        "invite/show_invite.html", loaded=loaded, group=loaded.group, school=school, form=ConfirmForm()
+        "invite/show_invite.html", loaded=loaded, group=loaded.group, school=loaded.school, form=ConfirmForm()
     )
 
 

@@ -8,7 +8,7 @@ from .. import codes, journey, policies, tokens
 from ..db import get_session, reads_on_post, writes_on_get
 from ..extensions import limiter
 from ..models import CarerInvitation, Child, Group, Membership, School, Status, Verification
-from ..schools import group_by_slug
+from ..schools import group_and_school
 from ..states import IllegalTransition
 from . import bp
 from .forms import AgreeForm, CodeForm, ConfirmForm, DetailsForm, NoCodeForm
@@ -45,10 +45,10 @@ def _mail_limit() -> str:
 
 def load_group(slug: str) -> tuple[Group, School]:
     """The group a join URL names, with its school; 404 when there is none."""
-    group = group_by_slug(get_session(), slug)
-    if group is None:
+    found = group_and_school(get_session(), slug)
+    if found is None:
         abort(404)
-    return group, get_session().get(School, group.school_id)
+    return found
 
 
 def _journey(group: Group) -> dict:
@@ -275,7 +275,6 @@ def agree(slug: str):
     if membership.status != Status.EMAIL_VERIFIED:
         return _next_step(group, membership)
     db = get_session()
-    coc, notice = journey.current_documents(db, school.id)
     form = AgreeForm()
     if form.validate_on_submit():
         try:
@@ -288,6 +287,7 @@ def agree(slug: str):
         if agreed.invite_token:
             return redirect(url_for("invite.show_invite", token=agreed.invite_token), 303)
         return redirect(url_for(".waiting", slug=slug), 303)
+    coc, notice = journey.current_documents(db, school.id)
     # Always offer the versions shown on this page, even when re-showing a refused form whose
     # hidden fields named older ones (a field re-renders what was posted unless told otherwise).
     for hidden, version in ((form.coc_version, coc), (form.notice_version, notice)):
