@@ -24,6 +24,9 @@ EXPORT_S = 5.0
 EXPORT_RSS_MB = 150.0
 RECORDS_P95_MS = 100.0
 
+# The journey runs a backend can have: as fast as the clients can go, and paced (a pause after each page).
+JOURNEY_RUNS = (("classgate", "journey steps"), ("classgate_paced", "journey steps, paced"))
+
 
 @dataclass
 class Target:
@@ -156,10 +159,12 @@ def text_table(run: dict) -> str:
     out.append("  CPU during each load run (warm-up included), average cores busy:")
     out.extend(f"  {row['label']:<34}{row['cpu']}" for row in run["throughput"] if row["cpu"])
     for name, backend in run["backends"].items():
-        journeys = backend.get("classgate")
-        if journeys:
+        for key, title in JOURNEY_RUNS:
+            journeys = backend.get(key)
+            if not journeys:
+                continue
             out.append("")
-            out.append(f"  journey steps [{name}], ms{'':<12}{'count':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
+            out.append(f"  {title} [{name}], ms".ljust(36) + f"{'count':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
             for step in (*JOURNEY_STEPS, "all"):
                 out.append(_stats_row(step, journeys.steps[step]))
             out.append(f"  {journeys.units} journeys in {journeys.window_s:.1f} s; connections reopened: "
@@ -240,9 +245,11 @@ def markdown(run: dict) -> str:
     out += ["", "CPU during each load run (warm-up included), average cores busy:", ""]
     out += [f"- {row['label']}: {row['cpu']}" for row in run["throughput"] if row["cpu"]]
     for name, backend in run["backends"].items():
-        journeys = backend.get("classgate")
-        if journeys:
-            out += ["", f"## Journey steps, {name} (ms)", "", "| step | count | p50 | p95 | p99 | max |",
+        for key, title in JOURNEY_RUNS:
+            journeys = backend.get(key)
+            if not journeys:
+                continue
+            out += ["", f"## {title.capitalize()}, {name} (ms)", "", "| step | count | p50 | p95 | p99 | max |",
                     "|---|---:|---:|---:|---:|---:|"]
             for step in (*JOURNEY_STEPS, "all"):
                 s = journeys.steps[step]

@@ -28,6 +28,7 @@ from .servers import ROOT, Server, alembic_upgrade, classgate_env, gunicorn_sett
 
 JOURNEY_SCHOOL = "bench-journeys"
 JOURNEY_GROUP = "bench-class"
+PACED_GROUP = "bench-paced-class"
 BATCH_SCHOOL = "bench-records"
 BATCH_GROUPS = 25
 REQUESTS_PER_JOURNEY = len(JOURNEY_STEPS)
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     load.add_argument("--warmup-journeys", type=int, default=0, help="with --journeys: unmeasured ones first")
     load.add_argument("--codes", type=int, default=4000, help="enrolment codes imported for the journeys")
     load.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY, default 2)")
+    load.add_argument("--think", type=float, default=1.0,
+                      help="a second, paced journey run: each client pauses this many seconds after every page "
+                           "(default 1; 0 skips it)")
     data = parser.add_argument_group("databases")
     data.add_argument("--backends", default="sqlite,postgresql",
                       help="comma-separated; postgresql is skipped when it does not answer (default both)")
@@ -100,6 +104,14 @@ class Run:
             self.errors.append(f"{label}: nothing completed in the measured window")
         return result
 
+    def paced_codes(self) -> int:
+        """Codes enough for the paced run: every client's journeys over the window, twice over."""
+        a = self.args
+        if a.journeys is not None:
+            return 2 * (a.journeys + a.warmup_journeys) + a.clients
+        per_client = (a.warmup + a.duration) / (REQUESTS_PER_JOURNEY * a.think) + 1
+        return int(2 * a.clients * per_client) + a.clients
+
     def minimal_flask(self) -> None:
         """The constant-string baseline (no database)."""
         with Server("minimal-flask", "bench.minimal_flask:app", dict(os.environ), self.workdir,
@@ -122,15 +134,24 @@ class Run:
         env = classgate_env(backend.classgate_url, self.workdir)
         progress(f"Classgate [{backend.name}]: alembic upgrade head, school, group and codes through the CLI")
         alembic_upgrade(env)
-        setup = dataset.create_school(env, JOURNEY_SCHOOL, (JOURNEY_GROUP,))
+        setup = dataset.create_school(env, JOURNEY_SCHOOL, (JOURNEY_GROUP, PACED_GROUP))
         started = time.perf_counter()
         codes = dataset.import_codes(env, JOURNEY_GROUP, self.args.codes, self.workdir)
         results["codes_cli_s"] = time.perf_counter() - started
+        paced_codes = []
+        if self.args.think:
+            paced_codes = dataset.import_codes(env, PACED_GROUP, self.paced_codes(), self.workdir)
         with Server(f"classgate-{backend.name}", "app:app", env, self.workdir, self.args.workers) as server:
             scenario = ScenarioSpec("journey", server.url, JOURNEY_GROUP, setup.chat_url, backend.classgate_url,
                                     tuple(codes))
             results["classgate"] = self.drive(f"Classgate journeys [{backend.name}]", server, scenario,
                                               REQUESTS_PER_JOURNEY, backend.postgres_url)
+            if self.args.think:
+                scenario = ScenarioSpec("journey", server.url, PACED_GROUP, setup.chat_url, backend.classgate_url,
+                                        tuple(paced_codes), self.args.think)
+                results["classgate_paced"] = self.drive(
+                    f"Classgate paced journeys [{backend.name}]", server, scenario, REQUESTS_PER_JOURNEY,
+                    backend.postgres_url)
         if not self.args.skip_batch:
             results["batch"] = self.batch(backend, env)
 
@@ -170,8 +191,14 @@ class Run:
             if journeys:
                 worst = max(JOURNEY_STEPS, key=lambda step: journeys.steps[step].p99)
                 found.append(report.Target(
-                    f"[{name}] slowest journey step p99 ({worst}), {journeys.clients} clients",
+                    f"[{name}] slowest journey step p99 ({worst}), {journeys.clients} clients, no pauses",
                     journeys.steps[worst].p99, report.STEP_P99_MS, " ms"))
+            paced = results.get("classgate_paced")
+            if paced:
+                worst = max(JOURNEY_STEPS, key=lambda step: paced.steps[step].p99)
+                found.append(report.Target(
+                    f"[{name}] slowest journey step p99 ({worst}), {paced.clients} clients pausing "
+                    f"{self.args.think:g} s per page", paced.steps[worst].p99, report.STEP_P99_MS, " ms"))
             done = results.get("batch") or {}
             if "import" in done:
                 found.append(report.Target(f"[{name}] roster import of {done['import'].rows:,}", done["import"].seconds,
@@ -215,6 +242,8 @@ class Run:
                                 ratio(results["minimal_sqlmodel"], [name] if name in journeys else [])))
             if results.get("classgate"):
                 rows.append(row(f"Classgate journeys [{name}]", results["classgate"], "1.00"))
+            if results.get("classgate_paced"):
+                rows.append(row(f"Classgate, paced [{name}]", results["classgate_paced"], ""))
         return rows
 
 
@@ -297,7 +326,8 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
             f"max_requests={settings['max_requests']}±{settings['max_requests_jitter']}, access log to a file"
         ),
         "load": {"clients": args.clients, "client_processes": args.client_processes, "warmup_s": args.warmup,
-                 "duration_s": args.duration, "journeys": args.journeys, "warmup_journeys": args.warmup_journeys},
+                 "duration_s": args.duration, "journeys": args.journeys, "warmup_journeys": args.warmup_journeys,
+                 "think_s": args.think},
         "load_text": (
             f"{_count(args.clients, 'client')} in {_count(min(args.client_processes, args.clients), 'process')}, "
             "one kept-alive http.client connection each; "
@@ -305,6 +335,8 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
                f"after {args.warmup_journeys} unmeasured" if args.journeys is not None
                else f"{args.warmup:g} s warm-up, {args.duration:g} s measured")
             + f"; the clients share the {os.cpu_count()} cores with the servers"
+            + (f"; then Classgate again with each client pausing {args.think:g} s after every page (paced)"
+               if args.think else "")
         ),
         "throughput": run.throughput_rows(),
         "minimal_flask": run.flask,

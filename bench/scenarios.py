@@ -8,6 +8,7 @@ every one of its requests answered as a real parent's browser would need it to.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -65,6 +66,7 @@ class ScenarioSpec:
     chat_url: str = ""
     database_url: str = ""
     codes: tuple[str, ...] = field(default=(), repr=False)
+    think_s: float = 0.0  # a pause after each page, as a parent reads it before going on
 
     def share(self, index: int, parts: int) -> ScenarioSpec:
         """This spec for client process `index` of `parts`: its own slice of the codes."""
@@ -143,6 +145,8 @@ class JourneyScenario(Scenario):
 
         def step(name: str, reply: Reply) -> Reply:
             record(name, reply)
+            if self.spec.think_s:
+                time.sleep(self.spec.think_s)  # after the timing: the pause is the parent's, not the server's
             return reply
 
         page = expect("join GET", step("join GET", browser.get(join)), 200)

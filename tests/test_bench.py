@@ -32,7 +32,8 @@ def test_the_benchmark_runs_every_piece_end_to_end_at_a_tiny_scale(database_url,
     command = [
         sys.executable, "-m", "bench.run", "--backends", backend, "--clients", clients, "--client-processes", "1",
         "--journeys", "3", "--codes", "10", "--roster-rows", "100", "--members", "100", "--records-requests", "10",
-        "--out", str(tmp_path / "results"), *(["--postgres-url", database_url] if backend == "postgresql" else []),
+        "--think", "0.05", "--out", str(tmp_path / "results"),
+        *(["--postgres-url", database_url] if backend == "postgresql" else []),
     ]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:  # noqa: S603
         try:
@@ -49,6 +50,9 @@ def test_the_benchmark_runs_every_piece_end_to_end_at_a_tiny_scale(database_url,
     journeys = measured["classgate"]
     assert journeys["units"] == 3 and journeys["errors"] == 0
     assert [journeys["steps"][step]["count"] for step in JOURNEY_STEPS] == [3] * len(JOURNEY_STEPS)
+    paced = measured["classgate_paced"]
+    assert paced["units"] == 3 and paced["errors"] == 0
+    assert any("pausing 0.05 s per page" in target["name"] for target in results["targets"])
     assert measured["minimal_sqlmodel"]["units"] == 3 * len(JOURNEY_STEPS)
     assert results["minimal_flask"]["units"] == 3 * len(JOURNEY_STEPS)
     batch = measured["batch"]
