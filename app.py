@@ -1,5 +1,10 @@
 """Entry point: `flask --app app …` and gunicorn's `app:app`."""
 
 from membership import create_app
+from membership.config import ConfigError
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as unsafe:
+    # One clear line for the operator (the variable and how to make a value), not a traceback.
+    raise SystemExit(f"Classgate will not start: {unsafe}") from None

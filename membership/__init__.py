@@ -27,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(settings.from_env())
     if config:
         app.config.update(config)
+    settings.secure_cookies(app.config)
     settings.check(app.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").addFilter(MaskTokens())
@@ -114,20 +115,34 @@ def _school_sections(app: Flask) -> None:
         return {"school_sections": [s for s in SCHOOL_SECTIONS if s[1] in app.view_functions]}
 
 
+# How long a browser keeps to HTTPS for Classgate once it has been served over it: a year.
+HSTS = "max-age=31536000"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https:"
+)
+
+
 def _security_headers(app: Flask) -> None:
+    """Add the security headers to every response: pages, redirects, errors, files and downloads."""
+
     @app.after_request
     def add_headers(response):
-        # Chrome applies form-action to the redirect after a POST, and redeeming an invite
-        # redirects to the chat platform, so forms may post to us and be redirected over https.
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https:",
-        )
+        # No script at all, and no framing. Chrome applies form-action to the redirect after a POST,
+        # and redeeming an invite redirects to the chat platform, so forms may post to us and be
+        # redirected over https.
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # Token-bearing URLs must never leak to another site, so no page sends a referrer.
         response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if TOKEN_PATH.search(request.path):
+            response.headers["Referrer-Policy"] = "no-referrer"  # whatever a view chose, never from a token page
+        if request.is_secure:
+            # Only over HTTPS (behind a proxy, TRUST_PROXY_HOPS lets X-Forwarded-Proto say so): a browser
+            # ignores it over plain HTTP, and a development server on http:// must stay reachable.
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if request.endpoint and request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -11,6 +11,13 @@ INSTANCE = ROOT / "instance"
 
 # Secrets shorter than this are refused outside development and testing.
 MIN_SECRET_LENGTH = 32
+DEV_MODES = frozenset({"development", "testing"})
+# The values used when a development machine sets none; published here, so never safe to serve with.
+DEV_SECRETS = {
+    "SECRET_KEY": "dev-secret-key-change-me-for-production!!",
+    "CODE_HMAC_KEY": "dev-code-key-change-me-for-production!!!",
+}
+GENERATE_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
 
 class ConfigError(RuntimeError):
@@ -28,14 +35,14 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
     """Build the Flask config mapping from environment variables."""
     env = os.environ if environ is None else environ
     mode = env.get("CLASSGATE_ENV", "development")
-    dev = mode in {"development", "testing"}
+    dev = mode in DEV_MODES
     instance = Path(env.get("CLASSGATE_INSTANCE", INSTANCE))
     return {
         "ENV_NAME": mode,
         "TESTING": mode == "testing",
-        "SECRET_KEY": env.get("SECRET_KEY", "dev-secret-key-change-me-for-production!!" if dev else ""),
+        "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRETS["SECRET_KEY"] if dev else ""),
         # Codes are stored only as HMAC-SHA256 under this key: rotating it voids every code.
-        "CODE_HMAC_KEY": env.get("CODE_HMAC_KEY", "dev-code-key-change-me-for-production!!!" if dev else ""),
+        "CODE_HMAC_KEY": env.get("CODE_HMAC_KEY", DEV_SECRETS["CODE_HMAC_KEY"] if dev else ""),
         "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{instance / 'classgate.db'}"),
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE", "5")),
         "DB_MAX_OVERFLOW": int(env.get("DB_MAX_OVERFLOW", "5")),
@@ -76,20 +83,57 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
         "RETENTION_DAYS": int(env.get("RETENTION_DAYS", "180")),
         # How many reverse proxies in front of the app set X-Forwarded-For (0: none).
         "TRUST_PROXY_HOPS": int(env.get("TRUST_PROXY_HOPS", "0")),
+        # Every cookie Classgate sets (the session, which also carries the CSRF token; Flask-Login's
+        # remember-me cookie, should it ever be used) is out of reach of script, stays on this site
+        # and, outside development, travels only over HTTPS.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": not dev,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": not dev,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session cookie
+        # Over HTTPS Flask-WTF would also demand a same-site Referer on every POST, but no page sends
+        # one (Referrer-Policy: no-referrer keeps one-time tokens out of other sites' logs), and
+        # browsers then send "Origin: null" too: every form, the invite's button among them, would
+        # be refused. The token in the session, and the SameSite=Lax cookie carrying it, still stop
+        # other sites posting on a visitor's behalf.
+        "WTF_CSRF_SSL_STRICT": False,
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }
 
 
+def secure_cookies(config: dict) -> None:
+    """Outside development and testing, cookies travel over HTTPS only, whatever the overrides said."""
+    if config["ENV_NAME"] not in DEV_MODES:
+        config["SESSION_COOKIE_SECURE"] = True
+        config["REMEMBER_COOKIE_SECURE"] = True
+
+
+def secret_problem(name: str, value: str | None) -> str | None:
+    """Why a secret is unsafe to serve with (missing, the published development value, short), or None."""
+    if not value:
+        return f"{name} is not set"
+    if value == DEV_SECRETS.get(name):
+        return f"{name} is the development default, which anyone can read in Classgate's source"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"{name} is only {len(value)} characters long; it needs at least {MIN_SECRET_LENGTH}"
+    return None
+
+
 def check(config: dict) -> None:
     """Refuse to start with weak secrets outside development and testing."""
-    if config["ENV_NAME"] in {"development", "testing"}:
+    if config["ENV_NAME"] in DEV_MODES:
         return
     for name in ("SECRET_KEY", "CODE_HMAC_KEY"):
-        if len(config.get(name) or "") < MIN_SECRET_LENGTH:
-            raise ConfigError(f"{name} must be set to at least {MIN_SECRET_LENGTH} random characters")
+        problem = secret_problem(name, config.get(name))
+        if problem:
+            raise ConfigError(
+                f"{problem}. Set {name} in the environment to at least {MIN_SECRET_LENGTH} random characters, "
+                f"for example the output of: {GENERATE_COMMAND}"
+            )
+    if config["SECRET_KEY"] == config["CODE_HMAC_KEY"]:
+        # One key for two purposes: rotating the signing key would also void every printed code.
+        raise ConfigError(f"SECRET_KEY and CODE_HMAC_KEY must be different. Make each with: {GENERATE_COMMAND}")
     if config["BASE_URL"].startswith("http://") and "127.0.0.1" not in config["BASE_URL"]:
         raise ConfigError("BASE_URL must use https outside development")

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from .. import moderation
 from ..db import get_session
-from ..models import Group, Membership
+from ..models import Group, Membership, Role
 from . import bp
 
 # Pages a moderator may open before accepting the notice.
@@ -16,9 +16,15 @@ NOTICE_FREE = {"moderate.notice"}
 
 @bp.before_request
 def _signed_in_and_notice_accepted():
-    """Every moderator page needs a signed-in account that has accepted the current notice."""
+    """Every moderator page needs a signed-in moderator account that has accepted the current notice.
+
+    Staff have their own console: this one is not there for them (and they never accept the
+    moderator notice, which would put a moderator's acceptance in the ledger under their name).
+    """
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if current_user.role != Role.MODERATOR:
+        abort(404)
     if request.endpoint not in NOTICE_FREE and moderation.needs_notice(get_session(), current_user):
         return redirect(url_for("moderate.notice"))
     return None

@@ -12,7 +12,21 @@ from sqlalchemy import and_, func
 from sqlmodel import Session, select
 
 from .. import ledger, policies
-from ..models import Child, DocumentKind, Group, GroupModerator, Membership, Person, PolicyVersion, Status, User, utcnow
+from ..models import (
+    Child,
+    DocumentKind,
+    Group,
+    GroupModerator,
+    Membership,
+    Person,
+    PolicyVersion,
+    Role,
+    Status,
+    User,
+    utcnow,
+)
+from ..schools import SLUG
+from ..validation import fits_id
 
 
 class NotFound(Exception):
@@ -37,6 +51,8 @@ def groups_for(session: Session, user: User) -> list[Group]:
 
 def group_for(session: Session, user: User, slug: str) -> Group:
     """A group this moderator moderates, or NotFound."""
+    if not SLUG.fullmatch(slug or ""):
+        raise NotFound(slug)  # not a slug at all (NUL, say, which PostgreSQL would refuse to compare)
     group = session.exec(
         select(Group)
         .join(GroupModerator, GroupModerator.group_id == Group.id)
@@ -47,14 +63,14 @@ def group_for(session: Session, user: User, slug: str) -> Group:
             GroupModerator.stood_down_at.is_(None),
         )
     ).first()
-    if group is None or not user.active:
+    if group is None or not user.active or user.role != Role.MODERATOR:
         raise NotFound(slug)
     return group
 
 
 def membership_in(session: Session, group: Group, membership_id: int) -> Membership:
     """A membership of this group, or NotFound."""
-    membership = session.get(Membership, membership_id)
+    membership = session.get(Membership, membership_id) if fits_id(membership_id) else None
     if membership is None or membership.group_id != group.id:
         raise NotFound(membership_id)
     return membership
