@@ -175,6 +175,8 @@ def register(app: Flask) -> None:
     @click.option("--password", default=None)
     def user_add(email: str, role: str, school_slug: str, group_slugs: tuple[str, ...], password: str | None) -> None:
         """Create an account; without --password a set-password link is emailed."""
+        if group_slugs and role != Role.MODERATOR:
+            _fail("--group is for moderators: staff see every group of their school")
         with session_scope() as session:
             school = _school(session, school_slug)
             groups = []

@@ -359,10 +359,11 @@ def test_user_add_moderator_for_groups(app, school, db) -> None:
         (["--group", "no-such-group"], "has no group 'no-such-group'"),
         (["--school", "no-such-school"], "there is no school 'no-such-school'"),
         (["--email", "not an email"], "email address"),
+        (["--role", "staff", "--group", "year-2-ash"], "--group is for moderators"),
     ],
 )
 def test_user_add_refuses_bad_details(app, school, db, extra: list[str], message: str) -> None:
-    """A short password, unknown group or school, or bad email is explained and creates no account."""
+    """A short password, unknown group or school, bad email, or groups for staff are explained; no account is made."""
     args = {"--email": "rep@example.com", "--role": "moderator", "--school": "elm-primary"}
     args.update(zip(extra[::2], extra[1::2], strict=True))
     result = cli(app, "user", "add", *[part for pair in args.items() for part in pair])
