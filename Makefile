@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test lint migrate demo clean bench
+.PHONY: run serve test e2e lint migrate demo clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ run: demo
 serve: migrate
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py app:app
 
+# Everything, browser tests included (skipped, with the reason, when /usr/bin/chromium is missing).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Only the browser tests: the journeys in Debian's Chromium, axe-core on every page; screenshots in test-artifacts/.
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -q tests/e2e
 
 # Classgate's parent journeys under load beside two minimal apps, and batch timings (about 5 minutes).
 # Results in bench/results/; BENCH_ARGS="--backends sqlite --duration 10" and the like change the run.
@@ -42,4 +47,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
