@@ -511,12 +511,12 @@ DETAIL_ERRORS = {
     "relationship missing": (
         {"relationship": None},
         "#relationship-0",
-        "Select whether you are the child's parent or carer",
+        "Select whether you are the child’s parent or carer",
     ),
     "relationship not offered": (
         {"relationship": "neighbour"},
         "#relationship-0",
-        "Select whether you are the child's parent or carer",
+        "Select whether you are the child’s parent or carer",
     ),
 }
 

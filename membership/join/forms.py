@@ -31,7 +31,7 @@ class CodeForm(FlaskForm):
 class NoCodeForm(FlaskForm):
     """Step 2 without a code: name the child and a moderator will check."""
 
-    child_name = StringField("Your child's first name and surname initial", validators=[cleaned(validation.child_name)])
+    child_name = StringField("Your child’s first name and surname initial", validators=[cleaned(validation.child_name)])
 
 
 class DetailsForm(FlaskForm):
@@ -39,10 +39,10 @@ class DetailsForm(FlaskForm):
 
     name = StringField("Your full name", validators=[cleaned(validation.person_name)])
     relationship = RadioField(
-        "Are you the child's parent or carer?",
+        "Are you the child’s parent or carer?",
         choices=RELATIONSHIPS,
-        validators=[InputRequired("Select whether you are the child's parent or carer")],
-        invalid_choice_message="Select whether you are the child's parent or carer",
+        validators=[InputRequired("Select whether you are the child’s parent or carer")],
+        invalid_choice_message="Select whether you are the child’s parent or carer",
     )
     email = EmailField("Email address", validators=[cleaned(validation.email)])
     mobile = TelField("Mobile number (optional)", validators=[cleaned(validation.mobile)])
