@@ -70,27 +70,13 @@ def status_label(status: str) -> str:
         return status
 
 
-# Characters that reorder the text around them, so what staff read is not what was typed.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _has_control(text: str) -> bool:
-    """True for control characters (apart from line breaks and tabs) and text-direction overrides.
-
-    Other invisible characters stay allowed: the joiner inside an emoji sequence is one of them.
-    """
-    return any(
-        (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t") or ch in BIDI_CONTROLS for ch in text
-    )
-
-
 def check_text(raw: str | None, *, what: str, limit: int, required: bool) -> str:
     """Free text typed into a textarea: line ends made Unix, trimmed, printable and within the limit."""
     # Browsers send textareas back with CRLF line ends: count a line break as one character.
     text = (raw or "").replace("\r\n", "\n").replace("\r", "\n").strip()
     if required and not text:
         raise Invalid(f"Enter {what}")
-    if _has_control(text):
+    if validation.has_control(text, line_breaks=True):
         raise Invalid(f"{what[0].upper()}{what[1:]} must only include ordinary letters, numbers and punctuation")
     if len(text) > limit:
         raise Invalid(f"{what[0].upper()}{what[1:]} must be {limit:,} characters or fewer")

@@ -36,6 +36,7 @@ from .models import (
 )
 from .states import ENDED
 from .urls import external_url
+from .validation import fits_id
 
 PURPOSE = "parent-sign-in"
 AGREEMENT_ACTIONS = ("agree", "acknowledge")
@@ -308,6 +309,8 @@ class Owned:
 
 def owned_membership(session: Session, email: str, membership_id: int) -> Owned | None:
     """The membership if it belongs to a person under this address; None for anyone else's."""
+    if not fits_id(membership_id):
+        return None
     row = session.exec(
         select(Membership, Group, School)
         .join(Person, Person.id == Membership.person_id)

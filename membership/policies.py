@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -18,11 +19,31 @@ from . import ledger, mail
 from .formatting import UK
 from .models import DocumentKind, Group, Membership, Person, PolicyVersion, Role, School, Status, User
 from .urls import external_url
+from .validation import fits_id, has_control
 
 TEXTS = Path(__file__).parent / "texts"
 
-# CommonMark with raw HTML switched off: a policy text can format, never inject markup.
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+# Where a policy's links and images may point: web pages, email addresses and phone numbers, or
+# places on the same site (no scheme at all).
+LINK_SCHEMES = ("http", "https", "mailto", "tel")
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):", re.IGNORECASE)
+
+
+class _PolicyMarkdown(MarkdownIt):
+    """CommonMark with raw HTML off, and links only to the schemes in LINK_SCHEMES.
+
+    markdown-it's own check refuses javascript:, vbscript: and file:, but lets data: images
+    through, as links too; a policy has no use for any scheme beyond these four.
+    """
+
+    def validateLink(self, url: str) -> bool:  # markdown-it's name for the hook
+        """True for a link a policy may hold (markdown-it has already decoded entities and normalised it)."""
+        scheme = _SCHEME.match(url.strip())
+        return scheme is None or scheme.group(1).lower() in LINK_SCHEMES
+
+
+# A policy text can format, never inject markup.
+_markdown = _PolicyMarkdown("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
 class NoPolicy(Exception):
@@ -36,7 +57,9 @@ def render(text: str) -> Markup:
     Published texts never change, and every parent on the agree page reads the same two, so
     each distinct text is rendered once per process.
     """
-    return Markup(_markdown.render(text))  # noqa: S704 - raw HTML is off, so markdown-it escapes all input
+    html = _markdown.render(text)
+    # Raw HTML is off and links are checked (see _PolicyMarkdown), so markdown-it has escaped everything typed.
+    return Markup(html)  # noqa: S704  # nosec B704  # markdown-it's own output, raw HTML off
 
 
 def sha256_of(text: str) -> str:
@@ -208,6 +231,8 @@ def publish_from_staff(
     errors: dict[str, str] = {}
     if not text:
         errors["text"] = "Enter the text of the document"
+    elif has_control(text, line_breaks=True):
+        errors["text"] = "The text must not contain control characters or text-direction overrides"
     elif len(text) > TEXT_MAX:
         errors["text"] = f"The text must be {TEXT_MAX:,} characters or fewer"
     elif latest is not None and based_on is not None and latest.number != based_on:
@@ -220,6 +245,8 @@ def publish_from_staff(
         errors["material"] = "Select whether this is a material or a minor change"
     if not note:
         errors["change_note"] = "Enter a change note saying what changed"
+    elif has_control(note, line_breaks=True):
+        errors["change_note"] = "The change note must only include letters, numbers and punctuation"
     elif len(note) > NOTE_MAX:
         errors["change_note"] = f"The change note must be {NOTE_MAX} characters or fewer"
     if review_due is not None and review_due <= uk_today():
@@ -280,6 +307,8 @@ def history(session: Session, school_id: int, kind: DocumentKind) -> list[Policy
 
 def version_of(session: Session, school_id: int, kind: DocumentKind, number: int) -> PolicyVersion:
     """One numbered version of a school's document, or NoPolicy."""
+    if not fits_id(number):
+        raise NoPolicy(kind)
     version = session.exec(
         select(PolicyVersion).where(
             PolicyVersion.school_id == school_id, PolicyVersion.kind == kind, PolicyVersion.number == number

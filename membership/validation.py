@@ -13,10 +13,33 @@ CHILD_NAME_MAX = 40
 _SPACES = re.compile(r"\s+")
 _CHILD_WORD = re.compile(r"^[^\W\d_]+(?:['’\-][^\W\d_]+)*$")
 _INITIAL = re.compile(r"^(?:[^\W\d_]\.?|[^\W\d_]{2,3}\.)$")
+# Characters that reorder the text around them, so what is read is not what was typed.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Every id column is a PostgreSQL integer: a larger number in an address names nothing, and SQLite
+# cannot even be asked about one beyond 64 bits.
+ID_MAX = 2**31 - 1
 
 
 class Invalid(ValueError):
     """Input that cannot be accepted; the message is shown to the person who typed it."""
+
+
+def has_control(text: str, *, line_breaks: bool = False) -> bool:
+    """True for control characters (NUL among them) and text-direction overrides.
+
+    Line breaks and tabs are allowed only where line_breaks says so (text areas). Other invisible
+    characters stay allowed: the joiner inside an emoji sequence is one of them. PostgreSQL
+    refuses NUL in any text column, so free text goes through this before it is written.
+    """
+    allowed = "\n\t" if line_breaks else ""
+    return any(
+        (unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed) or ch in BIDI_CONTROLS for ch in text
+    )
+
+
+def fits_id(value: object) -> bool:
+    """True for a whole number that could be a row's id; loaders answer 'not found' for anything else."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= ID_MAX
 
 
 def _clean(raw: str | None) -> str:

@@ -8,7 +8,7 @@ from .. import concerns
 from ..db import get_session
 from ..extensions import limiter
 from ..models import School
-from ..schools import school_by_slug
+from ..schools import SLUG, school_by_slug
 from . import bp
 from .forms import ConcernForm
 
@@ -38,7 +38,8 @@ def _school_limit() -> str:
 
 def load_school(slug: str) -> School:
     """The school a concerns URL names; 404 when there is none."""
-    school = school_by_slug(get_session(), slug)
+    # Anything that is not a slug (NUL, say, which PostgreSQL would refuse to compare) names no school.
+    school = school_by_slug(get_session(), slug) if SLUG.fullmatch(slug) else None
     if school is None:
         abort(404)
     return school

@@ -13,6 +13,7 @@ from sqlmodel import select
 from .. import incidents, ledger, records
 from ..db import get_session, new_session
 from ..models import DOCUMENT_TITLES, INCIDENT_LABELS, Group, utcnow
+from ..validation import has_control
 from . import bp
 from .access import load_group, load_membership, this_school
 
@@ -29,6 +30,11 @@ def _group_from_query() -> Group | None:
     return load_group(slug) if slug else None
 
 
+def _search_term(raw: str) -> str:
+    """The name searched for, less any control characters (no stored name has one), as long as the box allows."""
+    return "".join(ch for ch in raw if not has_control(ch)).strip()[: records.SEARCH_MAX]
+
+
 @bp.route("/records", endpoint="records")
 def list_records():
     """Who agreed to which version and when, filtered, searched and fifty to a page."""
@@ -37,7 +43,7 @@ def list_records():
     group = _group_from_query()
     show = request.args.get("show", "")
     show = show if show in records.FILTERS else ""
-    search = request.args.get("q", "").strip()[: records.SEARCH_MAX]
+    search = _search_term(request.args.get("q", ""))
     page_number = request.args.get("page", 1, type=int) or 1
     page = records.record_page(db, school, group=group, show=show, search=search, page=page_number)
     groups = db.exec(select(Group).where(Group.school_id == school.id).order_by(Group.name)).all()

@@ -6,7 +6,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import HiddenField, IntegerField, StringField, TextAreaField
+from wtforms import HiddenField, StringField, TextAreaField
 
 from .. import letters
 from ..db import get_session
@@ -48,9 +48,9 @@ class BlockForm(FlaskForm):
 
 
 class LiftForm(FlaskForm):
-    """Which block to lift."""
+    """Which block to lift (the domain checks it is one of this child's)."""
 
-    block_id = IntegerField()
+    block_id = HiddenField()
 
 
 class LettersForm(FlaskForm):
@@ -120,7 +120,11 @@ def letters_pdf():
                     "the page instead, or make new codes from each child's page.",
         ), 410
     except letters.LettersInvalid:
-        abort(400)
+        # Only a changed page or a forged request gets here: say so rather than show a bare error.
+        return render_template(
+            "errors/generic.html", title="These letters cannot be downloaded",
+            message="The download did not come from a page of letters. Go back to the class lists and try again.",
+        ), 400
     found = letters.reprint(get_session(), school, pairs)
     if not found:
         return render_template(

@@ -13,6 +13,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from ..models import Child, Concern, DocumentKind, Group, Membership, PolicyVersion, Role, School, Status, User
+from ..schools import SLUG
+from ..validation import fits_id
 
 
 class NotFound(Exception):
@@ -28,6 +30,8 @@ def school_of(session: Session, user: User) -> School:
 
 def group_in(session: Session, school: School, slug: str) -> Group:
     """One of this school's groups, or NotFound."""
+    if not SLUG.fullmatch(slug or ""):
+        raise NotFound(slug)  # not a slug at all (NUL, say, which PostgreSQL would refuse to compare)
     group = session.exec(select(Group).where(Group.slug == slug, Group.school_id == school.id)).first()
     if group is None:
         raise NotFound(slug)
@@ -36,6 +40,8 @@ def group_in(session: Session, school: School, slug: str) -> Group:
 
 def child_in(session: Session, school: School, child_id: int) -> tuple[Child, Group]:
     """One of this school's children with their group, or NotFound."""
+    if not fits_id(child_id):
+        raise NotFound(child_id)
     row = session.exec(
         select(Child, Group)
         .join(Group, Group.id == Child.group_id)
@@ -48,6 +54,8 @@ def child_in(session: Session, school: School, child_id: int) -> tuple[Child, Gr
 
 def membership_in(session: Session, school: School, membership_id: int) -> tuple[Membership, Group]:
     """One of this school's memberships with its group, or NotFound."""
+    if not fits_id(membership_id):
+        raise NotFound(membership_id)
     row = session.exec(
         select(Membership, Group)
         .join(Group, Group.id == Membership.group_id)
@@ -60,7 +68,7 @@ def membership_in(session: Session, school: School, membership_id: int) -> tuple
 
 def user_in(session: Session, school: School, user_id: int) -> User:
     """One of this school's accounts, or NotFound."""
-    user = session.get(User, user_id)
+    user = session.get(User, user_id) if fits_id(user_id) else None
     if user is None or user.school_id != school.id:
         raise NotFound(user_id)
     return user
@@ -68,7 +76,7 @@ def user_in(session: Session, school: School, user_id: int) -> User:
 
 def concern_in(session: Session, school: School, concern_id: int) -> Concern:
     """One of this school's concerns, or NotFound."""
-    concern = session.get(Concern, concern_id)
+    concern = session.get(Concern, concern_id) if fits_id(concern_id) else None
     if concern is None or concern.school_id != school.id:
         raise NotFound(concern_id)
     return concern

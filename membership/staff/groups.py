@@ -20,10 +20,10 @@ from ..models import Group, GroupModerator, Platform, Role, School, User, utcnow
 from ..moderation import actor
 from ..moderation.members import check_chat_url, fingerprint
 from ..urls import external_url
-from ..validation import Invalid
+from ..validation import Invalid, has_control
 from ..validation import email as valid_email
 
-ACADEMIC_YEAR = re.compile(r"^(\d{4})-(\d{2})$")
+ACADEMIC_YEAR = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits: \d would take ２０２６ too
 SLUG_BASE_MAX = 40  # leaves room for "-2026-27-99" within the 60 characters of Group.slug
 NAME_MAX = 80  # User.name
 
@@ -65,8 +65,8 @@ def _checked(details: GroupDetails) -> GroupDetails:
     errors: dict[str, str] = {}
     clean = GroupDetails(requires_approval=bool(details.requires_approval))
     checks = {
-        "name": lambda: schools.check_text(details.name, "group's name", 100),
-        "description": lambda: schools.check_text(details.description, "description", 500, required=False),
+        "name": lambda: _check_text(details.name, "group's name", 100),
+        "description": lambda: _check_text(details.description, "description", 500, required=False, line_breaks=True),
         "academic_year": lambda: _check_academic_year(details.academic_year),
         "platform": lambda: _check_platform(details.platform),
     }
@@ -85,6 +85,14 @@ def _checked(details: GroupDetails) -> GroupDetails:
     if errors:
         raise GroupInvalid(errors)
     return clean
+
+
+def _check_text(value: str, what: str, limit: int, *, required: bool = True, line_breaks: bool = False) -> str:
+    """A name or description within its limit, with no control characters or text-direction overrides."""
+    text = schools.check_text(value, what, limit, required=required)
+    if has_control(text, line_breaks=line_breaks):
+        raise Invalid(f"The {what} must only include letters, numbers and punctuation")
+    return text
 
 
 def _check_platform(value: str) -> str:

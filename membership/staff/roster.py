@@ -15,6 +15,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from .. import codes, ledger, letters, roster, schools
+from ..concerns import ascii_number
 from ..models import (
     CarerBlock,
     CarerInvitation,
@@ -28,7 +29,7 @@ from ..models import (
     utcnow,
 )
 from ..states import ENDED
-from ..validation import Invalid
+from ..validation import Invalid, has_control
 from ..validation import email as valid_email
 
 MIN_USES, MAX_USES = 1, 10
@@ -317,6 +318,9 @@ def block_carer(session: Session, child: Child, group: Group, user: User, raw_em
         address = valid_email(raw_email)
     except Invalid as exc:
         raise BadInput("email", "Enter the carer's email address, like name@example.com") from exc
+    # Checked before spaces are tidied: some control characters count as spaces, NUL does not.
+    if has_control(raw_reason or "", line_breaks=True):
+        raise BadInput("reason", "The reason must only include letters, numbers and punctuation")
     reason = " ".join((raw_reason or "").split())
     if not reason:
         raise BadInput("reason", "Enter the reason, for the school's records (it is never shown to the carer)")
@@ -339,9 +343,17 @@ def block_carer(session: Session, child: Child, group: Group, user: User, raw_em
     return Blocked(block, cancelled, joined)
 
 
+def _block_id(raw: object) -> int | None:
+    """The block id a lift button posts back; None for anything that cannot be one (forged or mangled)."""
+    text = str(raw if raw is not None else "").strip()
+    # Not int() alone: it takes '４２' and '1_000', and a 30-digit id would overflow SQLite.
+    return int(text) if ascii_number(text) else None
+
+
 def lift_block(session: Session, child: Child, group: Group, user: User, block_id: object) -> CarerBlock:
     """Lift one of this child's blocks; BadInput when it is not one, or is lifted already."""
-    block = session.get(CarerBlock, block_id) if isinstance(block_id, int) else None
+    block_id = _block_id(block_id)
+    block = session.get(CarerBlock, block_id) if block_id is not None else None
     if block is None or block.child_id != child.id or block.lifted_at is not None:
         raise BadInput("block_id", "That block has already been lifted")
     result = session.exec(
