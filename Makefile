@@ -43,8 +43,10 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+# ruff, and bandit with no medium or high finding (justified exceptions are marked inline with nosec).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/bandit -c pyproject.toml -r membership app.py bench migrations -ll -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import runpy
 import signal
@@ -9,8 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from membership import mask_tokens
@@ -118,11 +117,15 @@ class Server:
             raise
 
     def _healthy(self) -> bool:
+        """True once the server answers its health path with 200."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
         try:
-            with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:  # noqa: S310 - loopback
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
+            connection.request("GET", self.health_path)
+            return connection.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
             return False
+        finally:
+            connection.close()
 
     def _fail(self, reason: str) -> None:
         self.stop()

@@ -20,7 +20,7 @@ SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
 
 def check_slug(slug: str) -> str:
     """A URL-safe lower-case slug, or Invalid."""
-    if not SLUG.match(slug or ""):
+    if not SLUG.fullmatch(slug or ""):
         raise Invalid("Use lower-case letters, numbers and hyphens only, like year-3-oak")
     return slug
 
@@ -173,12 +173,16 @@ def set_password(user: User, password: str) -> None:
 
 
 def group_by_slug(session: Session, slug: str) -> Group | None:
-    """A group by its slug."""
+    """A group by its slug (None, without asking the database, for what cannot be one)."""
+    if not SLUG.fullmatch(slug or ""):
+        return None
     return session.exec(select(Group).where(Group.slug == slug)).first()
 
 
 def group_and_school(session: Session, slug: str) -> tuple[Group, School] | None:
-    """A group by its slug with its school, in one statement."""
+    """A group by its slug with its school, in one statement (None for what cannot be a slug)."""
+    if not SLUG.fullmatch(slug or ""):
+        return None
     row = session.exec(
         select(Group, School).join(School, School.id == Group.school_id).where(Group.slug == slug)
     ).first()
@@ -186,5 +190,7 @@ def group_and_school(session: Session, slug: str) -> tuple[Group, School] | None
 
 
 def school_by_slug(session: Session, slug: str) -> School | None:
-    """A school by its slug."""
+    """A school by its slug (None, without asking the database, for what cannot be one)."""
+    if not SLUG.fullmatch(slug or ""):
+        return None
     return session.exec(select(School).where(School.slug == slug)).first()

@@ -925,11 +925,6 @@ def test_hostile_query_strings_never_break_a_page(page: str, data: st.DataObject
         assert shown == [typed_in.strip()[:80]] or not typed_in.isprintable(), (query, shown)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="membership.schools.group_by_slug (used by membership/join/routes.py load_group) looks up any slug, "
-           "and PostgreSQL refuses NUL: it must return None for a slug that does not match schools.SLUG",
-)
 @pytest.mark.parametrize("template", JOIN_PAGES)
 def test_nul_in_a_join_address_is_not_found(template: str, browser: Browser, school, refused_by_database) -> None:
     """/join/%00 is a page that does not exist, like any other unknown group."""
