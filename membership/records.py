@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, func, or_
+from sqlalchemy import and_, case, func, literal, or_, union_all
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -159,7 +159,7 @@ def record_page(
     )
     active = Membership.status.in_([s.value for s in ACTIVE])
     must_reagree = and_(active, outdated)
-    conditions = [Group.school_id == school.id]
+    conditions = []  # on memberships (and their versions); the school is added where groups are joined
     if group is not None:
         conditions.append(Membership.group_id == group.id)
     if show == "reagree":
@@ -181,26 +181,28 @@ def record_page(
         search by is the membership's copy): at 50,000 members, joining every person and both
         document versions just to count or order them costs far more than the page itself.
         """
-        query = query.select_from(Membership).join(Group, Group.id == Membership.group_id)
+        query = query.select_from(Membership)
         if whole:
-            query = query.join(Person, Person.id == Membership.person_id)
+            query = query.join(Group, Group.id == Membership.group_id).join(Person, Person.id == Membership.person_id)
         if whole or show == "reagree":
             query = query.outerjoin(coc, coc.id == Membership.coc_version_id).outerjoin(
                 notice, notice.id == Membership.notice_version_id
             )
-        return query.where(*conditions)
+        return query.where(*conditions, *([Group.school_id == school.id] if whole else []))
 
-    total = session.exec(joined(select(func.count(Membership.id)), whole=False)).one()
+    # How many match in each of the school's groups, in the list's order (by name): the total, and
+    # which groups the requested page falls in. Counted group by group on the membership indexes.
+    matching = joined(select(func.count(Membership.id)), whole=False).where(Membership.group_id == Group.id)
+    counted = session.exec(
+        select(Group.id, matching.correlate(Group).scalar_subquery())
+        .where(Group.school_id == school.id)
+        .order_by(Group.name, Group.id)
+    ).all()
+    total = sum(count for _group_id, count in counted)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, page), pages)
     flag = case((must_reagree, True), else_=False)
-    # Groups by name, then people by name with erased names last, then a stable order for paging:
-    # exactly the order of ix_class_group_school_name and ix_membership_listing, so the database
-    # walks the indexes to the page it needs instead of sorting every member.
-    order = (Group.name, Group.id, Membership.name_erased, Membership.sort_name, Membership.id)
-    page_ids = session.exec(
-        joined(select(Membership.id), whole=False).order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-    ).all()
+    page_ids = _page_ids(session, joined, counted, page)
     # The fifty whole rows by primary key, put back in the page's order here (asked to order them
     # itself, the database would walk the group's index again rather than look up fifty ids).
     position = {membership_id: number for number, membership_id in enumerate(page_ids)}
@@ -214,6 +216,40 @@ def record_page(
         key=lambda row: position[row.membership.id],
     )
     return RecordPage(rows, total, page, pages)
+
+
+def _page_ids(session: Session, joined, counts: list[tuple[int, int]], page: int) -> list[int]:
+    """The ids on one page: groups by name, then people by name (erased last), then by id.
+
+    Each group's slice is read on its own, in the order of ix_membership_listing, so the database
+    walks that index to the page instead of sorting every member of the school (PostgreSQL sorted
+    all 50,000 to reach a late page). The slices of the groups the page spans go in one statement.
+    """
+    skip, wanted, parts = (page - 1) * PAGE_SIZE, PAGE_SIZE, []
+    for group_id, count in counts:
+        if wanted == 0:
+            break
+        if skip >= count:
+            skip -= count
+            continue
+        take = min(wanted, count - skip)
+        part = (
+            joined(select(Membership.id, Membership.name_erased, Membership.sort_name), whole=False)
+            .where(Membership.group_id == group_id)
+            .order_by(Membership.name_erased, Membership.sort_name, Membership.id)
+            .offset(skip)
+            .limit(take)
+            .subquery()
+        )
+        parts.append(select(literal(len(parts)).label("part"), part.c.id, part.c.name_erased, part.c.sort_name))
+        skip, wanted = 0, wanted - take
+    if not parts:
+        return []
+    slices = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    # The slices in the list's order: a sort of at most fifty rows.
+    return list(session.exec(
+        select(slices.c.id).order_by(slices.c.part, slices.c.name_erased, slices.c.sort_name, slices.c.id)
+    ).all())
 
 
 @dataclass

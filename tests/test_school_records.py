@@ -207,6 +207,18 @@ def test_pagination_fifty_to_a_page(staff, add_members) -> None:
     assert names_on(staff.get("/school/records?page=abc")) == names_on(first)
 
 
+def test_a_page_that_spans_two_groups_keeps_the_order(staff, add_members) -> None:
+    """Groups by name, people by name within each: page 1 ends in the second group, page 2 carries on from it."""
+    add_members(30, "year-2-ash", prefix="Ash")
+    add_members(40, "year-4-birch", prefix="Birch")
+    first, second = (names_on(staff.get(f"/school/records?page={n}")) for n in (1, 2))
+    assert first == [f"Ash {n:03d}" for n in range(30)] + [f"Birch {n:03d}" for n in range(20)]
+    assert second == [f"Birch {n:03d}" for n in range(20, 40)]
+    ones = [f"Ash {n:03d}" for n in range(30) if "1" in f"{n:03d}"]
+    ones += [f"Birch {n:03d}" for n in range(40) if "1" in f"{n:03d}"]
+    assert names_on(staff.get("/school/records?q=1&page=1")) == ones
+
+
 def test_the_list_runs_the_same_number_of_statements_for_10_or_200_members(app, staff, add_members) -> None:
     """The list's statements do not grow with the number of members (no query per row)."""
     counts = []

@@ -58,7 +58,10 @@ class Membership(SQLModel, table=True):
 
     # The staff records list pages a whole school in (group, name) order and searches by name:
     # this index serves both without touching the person table or sorting every member.
-    __table_args__ = (Index("ix_membership_listing", "group_id", "name_erased", "sort_name", "id"),)
+    __table_args__ = (
+        Index("ix_membership_listing", "group_id", "name_erased", "sort_name", "id"),
+        Index("ix_membership_group_status", "group_id", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     group_id: int = Field(foreign_key="class_group.id", index=True)

@@ -32,6 +32,7 @@ def upgrade() -> None:
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.alter_column('name_erased', server_default=None)
         batch_op.create_index('ix_membership_listing', ['group_id', 'name_erased', 'sort_name', 'id'], unique=False)
+        batch_op.create_index('ix_membership_group_status', ['group_id', 'status'], unique=False)
 
 
 def _fill_sort_names() -> None:
@@ -60,6 +61,7 @@ def _fill_sort_names() -> None:
 def downgrade() -> None:
     """Revert this revision."""
     with op.batch_alter_table('membership', schema=None) as batch_op:
+        batch_op.drop_index('ix_membership_group_status')
         batch_op.drop_index('ix_membership_listing')
         batch_op.drop_column('name_erased')
         batch_op.drop_column('sort_name')
