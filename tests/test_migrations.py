@@ -140,19 +140,24 @@ def test_downgrade_to_base_then_upgrade_again(alembic_cfg, engine) -> None:
         connection.exec_driver_sql("UPDATE ledger_entry SET statement = 'changed'")
 
 
+def add_oak_and_year_3(connection) -> None:
+    """A school and one group, written as SQL any revision since the first accepts."""
+    connection.exec_driver_sql(
+        "INSERT INTO school (id, slug, name, concerns_email, created_at) "
+        "VALUES (1, 'oak', 'Oak School', 'office@oak.example', CURRENT_TIMESTAMP)"
+    )
+    connection.exec_driver_sql(
+        "INSERT INTO class_group (id, school_id, slug, name, description, platform, chat_url, "
+        "requires_approval, academic_year, created_at) "
+        "VALUES (1, 1, 'y3', 'Year 3', '', 'whatsapp', '', false, '2026-27', CURRENT_TIMESTAMP)"
+    )
+
+
 def test_upgrade_keeps_the_data_of_a_school_already_using_classgate(alembic_cfg, engine) -> None:
     """A school on the first version upgrades in place: its accounts and moderators survive every later revision."""
     command.upgrade(alembic_cfg, "0001")
     with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "INSERT INTO school (id, slug, name, concerns_email, created_at) "
-            "VALUES (1, 'oak', 'Oak School', 'office@oak.example', CURRENT_TIMESTAMP)"
-        )
-        connection.exec_driver_sql(
-            "INSERT INTO class_group (id, school_id, slug, name, description, platform, chat_url, "
-            "requires_approval, academic_year, created_at) "
-            "VALUES (1, 1, 'y3', 'Year 3', '', 'whatsapp', '', false, '2026-27', CURRENT_TIMESTAMP)"
-        )
+        add_oak_and_year_3(connection)
         connection.exec_driver_sql(
             "INSERT INTO user_account (id, school_id, email, name, role, active, created_at) "
             "VALUES (1, 1, 'rep@oak.example', 'Rep', 'moderator', true, CURRENT_TIMESTAMP)"
@@ -171,15 +176,7 @@ def test_upgrade_copies_each_members_name_for_the_records_list(alembic_cfg, engi
     """Members already in a group get their name's list copy (lowercased, any alphabet); an erased one is marked."""
     command.upgrade(alembic_cfg, "0004")
     with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "INSERT INTO school (id, slug, name, concerns_email, created_at) "
-            "VALUES (1, 'oak', 'Oak School', 'office@oak.example', CURRENT_TIMESTAMP)"
-        )
-        connection.exec_driver_sql(
-            "INSERT INTO class_group (id, school_id, slug, name, description, platform, chat_url, "
-            "requires_approval, academic_year, created_at) "
-            "VALUES (1, 1, 'y3', 'Year 3', '', 'whatsapp', '', false, '2026-27', CURRENT_TIMESTAMP)"
-        )
+        add_oak_and_year_3(connection)
         for person_id, name in ((1, "'ŁUCJA Nowak'"), (2, "NULL")):
             connection.exec_driver_sql(
                 f"INSERT INTO person (id, ref, name, created_at) VALUES ({person_id}, 'ref{person_id}', {name}, "
