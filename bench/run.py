@@ -48,8 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     load.add_argument("--codes", type=int, default=4000, help="enrolment codes imported for the journeys")
     load.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY, default 2)")
     load.add_argument("--think", type=float, default=1.0,
-                      help="a second, paced journey run: each client pauses this many seconds after every page "
-                           "(default 1; 0 skips it)")
+                      help="a second, paced journey run: each client pauses this many seconds on average "
+                           "(0.5 to 1.5 times it) before a journey and after every page (default 1; 0 skips it)")
     data = parser.add_argument_group("databases")
     data.add_argument("--backends", default="sqlite,postgresql",
                       help="comma-separated; postgresql is skipped when it does not answer (default both)")
@@ -105,11 +105,11 @@ class Run:
         return result
 
     def paced_codes(self) -> int:
-        """Codes enough for the paced run: every client's journeys over the window, twice over."""
+        """Codes enough for the paced run: every client's journeys over the window at the shortest pauses."""
         a = self.args
         if a.journeys is not None:
             return 2 * (a.journeys + a.warmup_journeys) + a.clients
-        per_client = (a.warmup + a.duration) / (REQUESTS_PER_JOURNEY * a.think) + 1
+        per_client = (a.warmup + a.duration) / (REQUESTS_PER_JOURNEY * a.think * 0.5) + 1
         return int(2 * a.clients * per_client) + a.clients
 
     def minimal_flask(self) -> None:
@@ -198,7 +198,7 @@ class Run:
                 worst = max(JOURNEY_STEPS, key=lambda step: paced.steps[step].p99)
                 found.append(report.Target(
                     f"[{name}] slowest journey step p99 ({worst}), {paced.clients} clients pausing "
-                    f"{self.args.think:g} s per page", paced.steps[worst].p99, report.STEP_P99_MS, " ms"))
+                    f"{self.args.think:g} s a page on average", paced.steps[worst].p99, report.STEP_P99_MS, " ms"))
             done = results.get("batch") or {}
             if "import" in done:
                 found.append(report.Target(f"[{name}] roster import of {done['import'].rows:,}", done["import"].seconds,
@@ -335,7 +335,8 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
                f"after {args.warmup_journeys} unmeasured" if args.journeys is not None
                else f"{args.warmup:g} s warm-up, {args.duration:g} s measured")
             + f"; the clients share the {os.cpu_count()} cores with the servers"
-            + (f"; then Classgate again with each client pausing {args.think:g} s after every page (paced)"
+            + (f"; then Classgate again with each client pausing {args.think:g} s on average (0.5 to 1.5 times it, "
+               "seeded) before each journey and after every page (paced)"
                if args.think else "")
         ),
         "throughput": run.throughput_rows(),

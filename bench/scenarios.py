@@ -7,6 +7,7 @@ every one of its requests answered as a real parent's browser would need it to.
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Callable
@@ -66,7 +67,7 @@ class ScenarioSpec:
     chat_url: str = ""
     database_url: str = ""
     codes: tuple[str, ...] = field(default=(), repr=False)
-    think_s: float = 0.0  # a pause after each page, as a parent reads it before going on
+    think_s: float = 0.0  # the mean pause after each page, as a parent reads it before going on
 
     def share(self, index: int, parts: int) -> ScenarioSpec:
         """This spec for client process `index` of `parts`: its own slice of the codes."""
@@ -133,6 +134,17 @@ class JourneyScenario(Scenario):
         self.spec = spec
         self.process = process
         self.engine = outbox_engine(spec.database_url)
+        # Seeded, so a run's pauses are the same every time; one stream per client process.
+        self.pauses = random.Random(process)  # noqa: S311 - pacing, not a secret
+
+    def pause(self) -> None:
+        """A parent's pause: between half and one and a half times think_s, so clients drift apart.
+
+        Equal pauses would keep every client in step for the whole run: sixteen parents pressing
+        "I agree" within the same millisecond, again and again, which is a stampede, not a class.
+        """
+        if self.spec.think_s:
+            time.sleep(self.spec.think_s * self.pauses.uniform(0.5, 1.5))
 
     def run(self, browser: Browser, ticket: int, record: Record) -> None:
         """Join with the ticket's code as a new parent (fresh cookies, same kept-alive connection)."""
@@ -142,11 +154,11 @@ class JourneyScenario(Scenario):
         join, details, agree = f"/join/{slug}", f"/join/{slug}/details", f"/join/{slug}/agree"
         email = f"parent-{self.process}-{ticket}@bench.example.com"
         browser.cookies.clear()
+        self.pause()  # a parent opens the link from the letter when they get to it
 
         def step(name: str, reply: Reply) -> Reply:
             record(name, reply)
-            if self.spec.think_s:
-                time.sleep(self.spec.think_s)  # after the timing: the pause is the parent's, not the server's
+            self.pause()  # after the timing: the pause is the parent's, not the server's
             return reply
 
         page = expect("join GET", step("join GET", browser.get(join)), 200)
