@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from .models import Child, EnrolmentCode, Membership, Status, utcnow
@@ -67,11 +67,7 @@ def find(session: Session, raw: str, group_id: int) -> EnrolmentCode:
     code = normalise(raw or "")
     # Hash even malformed input so a wrong guess costs the same time as a right one.
     digest = code_hmac(code or "0" * CODE_LENGTH)
-    row = session.exec(
-        select(EnrolmentCode)
-        .join(Child, Child.id == EnrolmentCode.child_id)
-        .where(EnrolmentCode.code_hmac == digest, Child.group_id == group_id)
-    ).first()
+    row = session.exec(_CODE_IN_GROUP, params={"digest": digest, "group_id": group_id}).first()
     if code is None or row is None or not hmac.compare_digest(row.code_hmac, digest):
         raise CodeRefused()
     if row.revoked_at is not None:
@@ -114,15 +110,26 @@ def hold_lapsed(membership: Membership) -> bool:
 
 def release_stale(session: Session, code_id: int | None = None) -> int:
     """Give back the uses held by starts whose email was not verified in time; return how many."""
-    cutoff = _hold_cutoff()
-    query = select(Membership.id).where(
-        Membership.status == Status.DETAILS_GIVEN,
-        Membership.holds_code_use.is_(True),
-        Membership.created_at < cutoff,
-    )
+    params = {"cutoff": _hold_cutoff()}
+    query = _STALE_HOLDS
     if code_id is not None:
-        query = query.where(Membership.code_id == code_id)
-    return sum(end_unconfirmed(session, membership_id, Status.EXPIRED) for membership_id in session.exec(query).all())
+        query, params["code_id"] = _STALE_HOLDS_OF_CODE, code_id
+    stale = session.exec(query, params=params).all()
+    return sum(end_unconfirmed(session, membership_id, Status.EXPIRED) for membership_id in stale)
+
+
+# Built once: a code's lookup and its stale holds are checked at every code step of every journey.
+_CODE_IN_GROUP = (
+    select(EnrolmentCode)
+    .join(Child, Child.id == EnrolmentCode.child_id)
+    .where(EnrolmentCode.code_hmac == bindparam("digest"), Child.group_id == bindparam("group_id"))
+)
+_STALE_HOLDS = select(Membership.id).where(
+    Membership.status == Status.DETAILS_GIVEN,
+    Membership.holds_code_use.is_(True),
+    Membership.created_at < bindparam("cutoff"),
+)
+_STALE_HOLDS_OF_CODE = _STALE_HOLDS.where(Membership.code_id == bindparam("code_id"))
 
 
 def end_unconfirmed(session: Session, membership_id: int, status: Status, reason: str | None = None) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from . import ledger, mail, tokens
@@ -114,16 +114,20 @@ def _read(session: Session, invite_id: int) -> LoadedInvite | None:
     own snapshot, so a redemption committed between two reads would pair an unused invite with
     a link_used membership and _state would call a link just used by another click "revoked".
     """
-    row = session.exec(
-        select(Invite, Membership, Group, School, Person)
-        .join(Membership, Membership.id == Invite.membership_id)
-        .join(Group, Group.id == Membership.group_id)
-        .join(School, School.id == Group.school_id)
-        .join(Person, Person.id == Membership.person_id)
-        .where(Invite.id == invite_id)
-        .execution_options(populate_existing=True)
-    ).first()
+    row = session.exec(_INVITE_WITH_ROWS, params={"invite_id": invite_id}).first()
     return LoadedInvite(*row) if row is not None else None
+
+
+# Built once (both invite pages run it); only the invite's id is bound on each call.
+_INVITE_WITH_ROWS = (
+    select(Invite, Membership, Group, School, Person)
+    .join(Membership, Membership.id == Invite.membership_id)
+    .join(Group, Group.id == Membership.group_id)
+    .join(School, School.id == Group.school_id)
+    .join(Person, Person.id == Membership.person_id)
+    .where(Invite.id == bindparam("invite_id"))
+    .execution_options(populate_existing=True)
+)
 
 
 def redeem(session: Session, token: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, update
+from sqlalchemy import and_, bindparam, func, update
 from sqlmodel import Session, select
 
 from . import codes, invites, ledger, mail, policies, privacy, tokens
@@ -81,15 +81,25 @@ class Proof:
 
 def live_membership(session: Session, group_id: int, email: str) -> Membership | None:
     """A membership for this email in this group that has not ended, if any."""
-    return session.exec(
-        select(Membership)
-        .join(Person, Person.id == Membership.person_id)
-        .where(
-            Membership.group_id == group_id,
-            Person.email == email,
-            Membership.status.not_in([s.value for s in ENDED]),
-        )
-    ).first()
+    return session.exec(_LIVE_MEMBERSHIP, params={"group_id": group_id, "email": email}).first()
+
+
+# The journey's own lookups, built once: each runs on every start, and building a statement
+# costs more than running it. Only the values are bound on each call.
+_LIVE_MEMBERSHIP = (
+    select(Membership)
+    .join(Person, Person.id == Membership.person_id)
+    .where(
+        Membership.group_id == bindparam("group_id"),
+        Person.email == bindparam("email"),
+        Membership.status.not_in([s.value for s in ENDED]),
+    )
+)
+_LOCK_GROUP = select(Group.id).where(Group.id == bindparam("group_id")).with_for_update(key_share=True)
+_CARER_BLOCK = select(CarerBlock.id).where(
+    CarerBlock.child_id == bindparam("child_id"), CarerBlock.email == bindparam("email"),
+    CarerBlock.lifted_at.is_(None),
+)
 
 
 def invitation_problem(invitation: CarerInvitation) -> str | None:
@@ -144,7 +154,7 @@ def start(
     # in Classgate is FOR NO KEY UPDATE: it still queues the lockers, but not the foreign-key
     # checks other transactions make on the row (a FOR UPDATE here deadlocked with agreements,
     # which hold the ledger's head while their writes check the group).
-    session.exec(select(Group.id).where(Group.id == group.id).with_for_update(key_share=True)).one()
+    session.exec(_LOCK_GROUP, params={"group_id": group.id}).one()
     if is_blocked(session, group.id, email, mobile):
         raise Blocked()
     if is_carer_blocked(session, _proven_child(session, proof), email):
@@ -212,11 +222,7 @@ def is_carer_blocked(session: Session, child_id: int | None, email: str) -> bool
     """True when the school has an un-lifted block on this email for this child."""
     if child_id is None:
         return False
-    return session.exec(
-        select(CarerBlock.id).where(
-            CarerBlock.child_id == child_id, CarerBlock.email == email, CarerBlock.lifted_at.is_(None)
-        )
-    ).first() is not None
+    return session.exec(_CARER_BLOCK, params={"child_id": child_id, "email": email}).first() is not None
 
 
 def _withdraw_unconfirmed(session: Session, group: Group, membership_id: int) -> None:
@@ -296,24 +302,25 @@ def verify_email(session: Session, token: str) -> Membership:
     return membership
 
 
+AGREED_KINDS = (DocumentKind.CODE_OF_CONDUCT, DocumentKind.DATA_NOTICE)
+_NEWEST = (
+    select(PolicyVersion.kind, func.max(PolicyVersion.number).label("number"))
+    .where(PolicyVersion.school_id == bindparam("school_id"),
+           PolicyVersion.kind.in_([kind.value for kind in AGREED_KINDS]))
+    .group_by(PolicyVersion.kind)
+    .subquery()
+)
+_CURRENT_DOCUMENTS = (
+    select(PolicyVersion)
+    .join(_NEWEST, and_(PolicyVersion.kind == _NEWEST.c.kind, PolicyVersion.number == _NEWEST.c.number))
+    .where(PolicyVersion.school_id == bindparam("school_id"))
+)
+
+
 def current_documents(session: Session, school_id: int) -> tuple[PolicyVersion, PolicyVersion]:
     """The code of conduct and data notice a parent agrees to today, in one statement."""
-    kinds = (DocumentKind.CODE_OF_CONDUCT, DocumentKind.DATA_NOTICE)
-    newest = (
-        select(PolicyVersion.kind, func.max(PolicyVersion.number).label("number"))
-        .where(PolicyVersion.school_id == school_id, PolicyVersion.kind.in_([kind.value for kind in kinds]))
-        .group_by(PolicyVersion.kind)
-        .subquery()
-    )
-    found = {
-        version.kind: version
-        for version in session.exec(
-            select(PolicyVersion)
-            .join(newest, and_(PolicyVersion.kind == newest.c.kind, PolicyVersion.number == newest.c.number))
-            .where(PolicyVersion.school_id == school_id)
-        ).all()
-    }
-    for kind in kinds:
+    found = {version.kind: version for version in session.exec(_CURRENT_DOCUMENTS, params={"school_id": school_id})}
+    for kind in AGREED_KINDS:
         if kind not in found:
             raise policies.NoPolicy(kind)
     return found[DocumentKind.CODE_OF_CONDUCT], found[DocumentKind.DATA_NOTICE]

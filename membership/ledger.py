@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event
 from sqlmodel import Session, select
 
 from .models import LedgerEntry, LedgerHead, PolicyVersion, utcnow
@@ -61,13 +61,17 @@ def _lock_head(session: Session, school_id: int) -> LedgerHead:
     """
     heads = session.info.setdefault(HEADS, {})
     if school_id not in heads:
-        heads[school_id] = session.exec(
-            select(LedgerHead)
-            .where(LedgerHead.school_id == school_id)
-            .with_for_update(key_share=True)
-            .execution_options(populate_existing=True)
-        ).one()
+        heads[school_id] = session.exec(_LOCK_HEAD, params={"school_id": school_id}).one()
     return heads[school_id]
+
+
+# Built once: every change to a membership runs it.
+_LOCK_HEAD = (
+    select(LedgerHead)
+    .where(LedgerHead.school_id == bindparam("school_id"))
+    .with_for_update(key_share=True)
+    .execution_options(populate_existing=True)
+)
 
 
 @event.listens_for(Session, "after_transaction_end")

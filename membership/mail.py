@@ -62,8 +62,7 @@ def queue(
         about_person_id=about_person_id,
         next_attempt_at=utcnow(),
     )
-    session.add(message)
-    session.flush()
+    session.add(message)  # written with the rest of the change, at its next flush or commit
     return message
 
 
