@@ -24,4 +24,8 @@ class MaskedLogger(Logger):
     def atoms(self, resp, req, environ, request_time):
         """The access-log fields, masked."""
         atoms = super().atoms(resp, req, environ, request_time)
-        return {key: mask_tokens(value) if isinstance(value, str) else value for key, value in atoms.items()}
+        # Only a value with a slash can hold a token path; skipping the rest keeps the log cheap.
+        return {
+            key: mask_tokens(value) if isinstance(value, str) and "/" in value else value
+            for key, value in atoms.items()
+        }
