@@ -288,15 +288,17 @@ def verify_email(session: Session, token: str) -> Membership:
     from the start, not from the latest email. The caller commits in that case too.
     """
     payload = tokens.load("verify-email", token)
-    membership = session.get(Membership, payload.get("m")) if isinstance(payload.get("m"), int) else None
-    if membership is None:
+    membership_id = payload.get("m")
+    row = session.exec(_VERIFYING, params={"membership_id": membership_id}).first() if isinstance(
+        membership_id, int) else None
+    if row is None:
         raise tokens.TokenInvalid("verify-email")
+    membership, group, person = row
     if membership.status == Status.DETAILS_GIVEN and membership.holds_code_use and codes.hold_lapsed(membership):
         codes.end_unconfirmed(session, membership.id, Status.EXPIRED)
         session.refresh(membership)
     if membership.status == Status.DETAILS_GIVEN:
-        group = session.get(Group, membership.group_id)
-        _mark_verified(session, group, membership, session.get(Person, membership.person_id), channel="email-link")
+        _mark_verified(session, group, membership, person, channel="email-link")
     elif membership.status == Status.EXPIRED:
         raise IllegalTransition("expired")
     return membership
@@ -314,6 +316,15 @@ _CURRENT_DOCUMENTS = (
     select(PolicyVersion)
     .join(_NEWEST, and_(PolicyVersion.kind == _NEWEST.c.kind, PolicyVersion.number == _NEWEST.c.number))
     .where(PolicyVersion.school_id == bindparam("school_id"))
+)
+
+
+# The membership an email link names, with the group and person confirming it needs, in one statement.
+_VERIFYING = (
+    select(Membership, Group, Person)
+    .join(Group, Group.id == Membership.group_id)
+    .join(Person, Person.id == Membership.person_id)
+    .where(Membership.id == bindparam("membership_id"))
 )
 
 
