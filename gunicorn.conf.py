@@ -14,7 +14,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 # One thread per process: concurrency comes from the processes. With several threads, a request
 # holding a row lock (the ledger's head, say) waits for the interpreter lock behind its siblings at
 # every round trip to the database, and everyone queued on that row waits with it: on PostgreSQL,
-# 2 workers x 4 threads served about a fifth fewer journey requests per second than 2 x 1 (make bench).
+# 2 workers x 4 threads reached 0.35-0.41 of the minimal SQLModel app's requests per second, 2 x 1
+# reached 0.46-0.60 (make bench; README, Serving and performance).
 # gthread still keeps idle kept-alive connections without tying the thread up; put a buffering
 # proxy or load balancer in front for slow clients, as for any gunicorn deployment.
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
