@@ -304,6 +304,7 @@ def verify_email(session: Session, token: str) -> Membership:
     return membership
 
 
+# The two documents a parent agrees to, and the newest version of each for a school, in one statement.
 AGREED_KINDS = (DocumentKind.CODE_OF_CONDUCT, DocumentKind.DATA_NOTICE)
 _NEWEST = (
     select(PolicyVersion.kind, func.max(PolicyVersion.number).label("number"))
