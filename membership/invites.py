@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, select
 
 from . import ledger, mail, tokens
@@ -45,15 +45,12 @@ def issue(session: Session, membership: Membership, *, actor: str, channel: str,
     now = utcnow()
     _revoke_open(session, membership.id, now)
     nonce, nonce_hash = tokens.new_nonce()
-    invite = Invite(
-        membership_id=membership.id,
-        nonce_hash=nonce_hash,
-        issued_at=now,
-        expires_at=now + tokens.lifetime("invite"),
-    )
-    session.add(invite)
-    session.flush()
-    token = tokens.issue("invite", {"i": invite.id, "n": nonce})
+    expires_at = now + tokens.lifetime("invite")
+    # A plain INSERT … RETURNING: the request needs the new invite's id for its token, not the object.
+    invite_id = session.execute(_INSERT_INVITE, {
+        "membership_id": membership.id, "nonce_hash": nonce_hash, "issued_at": now, "expires_at": expires_at,
+    }).scalar_one()
+    token = tokens.issue("invite", {"i": invite_id, "n": nonce})
     move(membership, Status.INVITED)
     session.add(membership)
     group = session.get(Group, membership.group_id)
@@ -61,7 +58,7 @@ def issue(session: Session, membership: Membership, *, actor: str, channel: str,
     ledger.append(
         session, group.school_id, "invite_issue", actor=actor, channel=channel, person_ref=person.ref,
         group_id=group.id, child_id=membership.child_id, membership_id=membership.id,
-        detail={"invite_id": invite.id, "expires_at": invite.expires_at.isoformat()},
+        detail={"invite_id": invite_id, "expires_at": expires_at.isoformat()},
     )
     mail.queue(
         session, person.email, "invite", kind="invite", person_id=person.id, group=group, person=person,
@@ -71,13 +68,22 @@ def issue(session: Session, membership: Membership, *, actor: str, channel: str,
     return token
 
 
+_INSERT_INVITE = insert(Invite.__table__).returning(Invite.__table__.c.id)
+
+
 def _revoke_open(session: Session, membership_id: int, now) -> int:
-    result = session.exec(
-        update(Invite)
-        .where(Invite.membership_id == membership_id, Invite.used_at.is_(None), Invite.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return result.rowcount
+    return session.execute(_REVOKE_OPEN, {"of_membership": membership_id, "now": now}).rowcount
+
+
+# Built once (every invite issued runs it). Plain rows, not the session's objects: nothing that
+# revokes an invite reads it back in the same request.
+_INVITES = Invite.__table__.c
+_REVOKE_OPEN = (
+    update(Invite.__table__)
+    .where(_INVITES.membership_id == bindparam("of_membership"), _INVITES.used_at.is_(None),
+           _INVITES.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
 
 
 def _state(invite: Invite, membership: Membership) -> str:
@@ -140,16 +146,7 @@ def redeem(session: Session, token: str) -> str:
     if not loaded.group.chat_url:
         raise ChatNotReady()
     now = utcnow()
-    result = session.exec(
-        update(Invite)
-        .where(
-            Invite.id == loaded.invite.id,
-            Invite.used_at.is_(None),
-            Invite.revoked_at.is_(None),
-            Invite.expires_at > now,
-        )
-        .values(used_at=now)
-    )
+    result = session.execute(_USE_INVITE, {"invite": loaded.invite.id, "now": now})
     if result.rowcount != 1:
         session.rollback()
         # Another request changed the row after load(); say what it did (used, or revoked by a
@@ -167,6 +164,15 @@ def redeem(session: Session, token: str) -> str:
         membership_id=membership.id, detail={"invite_id": loaded.invite.id},
     )
     return loaded.group.chat_url
+
+
+# Built once: the one statement that decides which of any number of clicks on a link wins.
+_USE_INVITE = (
+    update(Invite.__table__)
+    .where(_INVITES.id == bindparam("invite"), _INVITES.used_at.is_(None), _INVITES.revoked_at.is_(None),
+           _INVITES.expires_at > bindparam("now"))
+    .values(used_at=bindparam("now"))
+)
 
 
 def revoke(session: Session, membership: Membership, *, actor: str, channel: str) -> int:

@@ -11,8 +11,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
-from sqlalchemy import bindparam, event
+from sqlalchemy import bindparam, event, insert
 from sqlmodel import Session, select
 
 from .models import LedgerEntry, LedgerHead, PolicyVersion, utcnow
@@ -99,35 +100,40 @@ def append(
     document: PolicyVersion | None = None,
     statement: str | None = None,
     detail: dict | None = None,
-) -> LedgerEntry:
-    """Add one entry to the end of a school's chain and move the head to it."""
+) -> None:
+    """Add one entry to the end of a school's chain and move the head to it.
+
+    The entry is inserted at once, as a plain row (an entry is never read back or changed by the
+    request that writes it, so it needs no place in the session); the head is written at the
+    next flush, once however many entries the transaction adds.
+    """
     head = _lock_head(session, school_id)
-    entry = LedgerEntry(
-        school_id=school_id,
-        seq=head.seq + 1,
-        created_at=utcnow(),
-        action=action,
-        person_ref=person_ref,
-        actor=actor,
-        group_id=group_id,
-        child_id=child_id,
-        membership_id=membership_id,
-        document_kind=document.kind if document else None,
-        document_version=document.number if document else None,
-        document_version_id=document.id if document else None,
-        document_sha256=document.sha256 if document else None,
-        statement=statement,
-        channel=channel,
-        detail=json.dumps(detail or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-        prev_hash=head.head_hash,
-        entry_hash="",
-    )
-    entry.entry_hash = compute_hash(head.head_hash, entry)
-    head.seq, head.head_hash = entry.seq, entry.entry_hash
-    # Written at the next flush, with any other entries of the transaction, in order of seq.
-    session.add(entry)
+    entry = {
+        "school_id": school_id,
+        "seq": head.seq + 1,
+        "created_at": utcnow(),
+        "action": action,
+        "person_ref": person_ref,
+        "actor": actor,
+        "group_id": group_id,
+        "child_id": child_id,
+        "membership_id": membership_id,
+        "document_kind": document.kind if document else None,
+        "document_version": document.number if document else None,
+        "document_version_id": document.id if document else None,
+        "document_sha256": document.sha256 if document else None,
+        "statement": statement,
+        "channel": channel,
+        "detail": json.dumps(detail or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        "prev_hash": head.head_hash,
+    }
+    entry["entry_hash"] = compute_hash(head.head_hash, SimpleNamespace(**entry))
+    session.execute(_INSERT_ENTRY, entry)
+    head.seq, head.head_hash = entry["seq"], entry["entry_hash"]
     session.add(head)
-    return entry
+
+
+_INSERT_ENTRY = insert(LedgerEntry.__table__)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from flask import current_app, render_template
-from sqlalchemy import or_, update
+from sqlalchemy import insert, or_, update
 from sqlmodel import Session, select
 
 from .models import OutboxMessage, utcnow
@@ -49,21 +49,29 @@ def queue(
     person_id: int | None = None,
     about_person_id: int | None = None,
     **context,
-) -> OutboxMessage:
-    """Render templates/email/<template>.txt (first line is the subject) and add it to the outbox."""
+) -> None:
+    """Render templates/email/<template>.txt (first line is the subject) and add it to the outbox.
+
+    The row is inserted at once, in the request's transaction: it is sent only if the change
+    that queued it commits, and nothing in the request reads it back.
+    """
     rendered = render_template(f"email/{template}.txt", **context)
     subject, _, body = rendered.lstrip().partition("\n")
-    message = OutboxMessage(
-        to_addr=to,
-        subject=subject.removeprefix("Subject:").strip(),
-        body_text=body.strip() + "\n",
-        kind=kind,
-        person_id=person_id,
-        about_person_id=about_person_id,
-        next_attempt_at=utcnow(),
-    )
-    session.add(message)  # written with the rest of the change, at its next flush or commit
-    return message
+    now = utcnow()
+    session.execute(_INSERT_MESSAGE, {
+        "to_addr": to,
+        "subject": subject.removeprefix("Subject:").strip(),
+        "body_text": body.strip() + "\n",
+        "kind": kind,
+        "person_id": person_id,
+        "about_person_id": about_person_id,
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now,
+    })
+
+
+_INSERT_MESSAGE = insert(OutboxMessage.__table__)
 
 
 def _as_email(message: OutboxMessage) -> EmailMessage:
