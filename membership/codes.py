@@ -85,17 +85,17 @@ def reserve_use(session: Session, code_id: int) -> None:
     waiting on a concurrent writer's row lock, and SQLite runs writers one at a time.
     """
     release_stale(session, code_id)
-    result = session.exec(
-        update(EnrolmentCode)
-        .where(
-            EnrolmentCode.id == code_id,
-            EnrolmentCode.revoked_at.is_(None),
-            EnrolmentCode.uses_taken < EnrolmentCode.uses_allowed,
-        )
-        .values(uses_taken=EnrolmentCode.uses_taken + 1)
-    )
-    if result.rowcount != 1:
+    if session.execute(_TAKE_USE, {"code": code_id}).rowcount != 1:
         raise CodeRefused()
+
+
+# Built once, on the table: a request that takes a use never reads the count back.
+_CODES = EnrolmentCode.__table__.c
+_TAKE_USE = (
+    update(EnrolmentCode.__table__)
+    .where(_CODES.id == bindparam("code"), _CODES.revoked_at.is_(None), _CODES.uses_taken < _CODES.uses_allowed)
+    .values(uses_taken=_CODES.uses_taken + 1)
+)
 
 
 def _hold_cutoff():

@@ -96,6 +96,9 @@ _LIVE_MEMBERSHIP = (
     )
 )
 _LOCK_GROUP = select(Group.id).where(Group.id == bindparam("group_id")).with_for_update(key_share=True)
+_GROUP_BLOCK = select(GroupBlock.id).where(
+    GroupBlock.group_id == bindparam("group_id"), GroupBlock.lifted_at.is_(None), privacy.BLOCK_MATCHES
+)
 _CARER_BLOCK = select(CarerBlock.id).where(
     CarerBlock.child_id == bindparam("child_id"), CarerBlock.email == bindparam("email"),
     CarerBlock.lifted_at.is_(None),
@@ -200,11 +203,8 @@ def start(
 
 def is_blocked(session: Session, group_id: int, email: str, mobile: str | None) -> bool:
     """True when an un-lifted removal from this group names this email (or this E.164 mobile), even erased."""
-    return session.exec(
-        select(GroupBlock.id).where(
-            GroupBlock.group_id == group_id, GroupBlock.lifted_at.is_(None), privacy.block_matches(email, mobile)
-        )
-    ).first() is not None
+    params = {"group_id": group_id, **privacy.block_keys(email, mobile)}
+    return session.exec(_GROUP_BLOCK, params=params).first() is not None
 
 
 def _proven_child(session: Session, proof: Proof) -> int | None:

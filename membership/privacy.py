@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, exists, func, or_, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, update
 from sqlmodel import Session, select
 
 from . import codes, invites, ledger, mail
@@ -59,12 +59,20 @@ def block_hmac(kind: str, value: str) -> str:
     return hmac.new(key, f"block-{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def block_matches(email: str, mobile: str | None):
-    """The SQL condition for a group block naming this email (or this E.164 mobile), plain or hashed."""
-    match = or_(GroupBlock.email == email, GroupBlock.email_hmac == block_hmac("email", email))
-    if mobile:
-        match = or_(match, GroupBlock.mobile == mobile, GroupBlock.mobile_hmac == block_hmac("mobile", mobile))
-    return match
+def block_keys(email: str, mobile: str | None) -> dict[str, str | None]:
+    """The values BLOCK_MATCHES is run with: this email and E.164 mobile, plain and hashed (no mobile: NULL)."""
+    return {
+        "email": email, "email_hmac": block_hmac("email", email),
+        "mobile": mobile or None, "mobile_hmac": block_hmac("mobile", mobile) if mobile else None,
+    }
+
+
+# The SQL condition for a group block naming an email or mobile, plain or hashed (so an erased
+# block still matches). Built once, with block_keys() bound; a NULL mobile matches nothing.
+BLOCK_MATCHES = or_(
+    GroupBlock.email == bindparam("email"), GroupBlock.email_hmac == bindparam("email_hmac"),
+    GroupBlock.mobile == bindparam("mobile"), GroupBlock.mobile_hmac == bindparam("mobile_hmac"),
+)
 
 
 # --- The chat-removal task ----------------------------------------------------------------------
