@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
+from .db import write_rows
 from .models import Child, EnrolmentCode, Membership, Status, utcnow
 
 # Crockford base32: no I, L, O or U, so a code read aloud or from paper is hard to misread.
@@ -85,7 +86,7 @@ def reserve_use(session: Session, code_id: int) -> None:
     waiting on a concurrent writer's row lock, and SQLite runs writers one at a time.
     """
     release_stale(session, code_id)
-    if session.execute(_TAKE_USE, {"code": code_id}).rowcount != 1:
+    if write_rows(session, _TAKE_USE, {"code": code_id}).rowcount != 1:
         raise CodeRefused()
 
 

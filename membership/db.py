@@ -11,7 +11,8 @@ from pathlib import Path
 
 from flask import Flask, current_app, g, request
 from sqlalchemy import event, inspect, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import CursorResult, Engine, make_url
+from sqlalchemy.sql import Executable
 from sqlmodel import Session, create_engine
 
 from .models import (
@@ -139,6 +140,17 @@ def reads_on_post(view):
     """Mark a view whose POST only reads (checking a code): it need not queue for SQLite's write lock."""
     view.reads_on_post = True
     return view
+
+
+def write_rows(session: Session, statement: Executable, params: dict) -> CursorResult:
+    """Run a plain INSERT or UPDATE in the session's transaction, without flushing the session first.
+
+    Session.execute writes every pending change before each statement it runs. A statement that
+    only names rows already written (by their ids) does not need that, and an agreement, which
+    appends four ledger entries while moving its membership on, would otherwise write the
+    membership and the ledger's head four times over.
+    """
+    return session.connection().execute(statement, params)
 
 
 @contextmanager

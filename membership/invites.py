@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, select
 
 from . import ledger, mail, tokens
+from .db import write_rows
 from .models import Group, Invite, Membership, Person, School, Status, utcnow
 from .states import move
 from .urls import external_url
@@ -47,7 +48,7 @@ def issue(session: Session, membership: Membership, *, actor: str, channel: str,
     nonce, nonce_hash = tokens.new_nonce()
     expires_at = now + tokens.lifetime("invite")
     # A plain INSERT … RETURNING: the request needs the new invite's id for its token, not the object.
-    invite_id = session.execute(_INSERT_INVITE, {
+    invite_id = write_rows(session, _INSERT_INVITE, {
         "membership_id": membership.id, "nonce_hash": nonce_hash, "issued_at": now, "expires_at": expires_at,
     }).scalar_one()
     token = tokens.issue("invite", {"i": invite_id, "n": nonce})
@@ -72,7 +73,7 @@ _INSERT_INVITE = insert(Invite.__table__).returning(Invite.__table__.c.id)
 
 
 def _revoke_open(session: Session, membership_id: int, now) -> int:
-    return session.execute(_REVOKE_OPEN, {"of_membership": membership_id, "now": now}).rowcount
+    return write_rows(session, _REVOKE_OPEN, {"of_membership": membership_id, "now": now}).rowcount
 
 
 # Built once (every invite issued runs it). Plain rows, not the session's objects: nothing that
@@ -146,7 +147,7 @@ def redeem(session: Session, token: str) -> str:
     if not loaded.group.chat_url:
         raise ChatNotReady()
     now = utcnow()
-    result = session.execute(_USE_INVITE, {"invite": loaded.invite.id, "now": now})
+    result = write_rows(session, _USE_INVITE, {"invite": loaded.invite.id, "now": now})
     if result.rowcount != 1:
         session.rollback()
         # Another request changed the row after load(); say what it did (used, or revoked by a

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from sqlalchemy import bindparam, event, insert
 from sqlmodel import Session, select
 
+from .db import write_rows
 from .models import LedgerEntry, LedgerHead, PolicyVersion, utcnow
 
 GENESIS = "0" * 64
@@ -128,7 +129,7 @@ def append(
         "prev_hash": head.head_hash,
     }
     entry["entry_hash"] = compute_hash(head.head_hash, SimpleNamespace(**entry))
-    session.execute(_INSERT_ENTRY, entry)
+    write_rows(session, _INSERT_ENTRY, entry)
     head.seq, head.head_hash = entry["seq"], entry["entry_hash"]
     session.add(head)
 

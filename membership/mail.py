@@ -13,6 +13,7 @@ from flask import current_app, render_template
 from sqlalchemy import insert, or_, update
 from sqlmodel import Session, select
 
+from .db import write_rows
 from .models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def queue(
     rendered = render_template(f"email/{template}.txt", **context)
     subject, _, body = rendered.lstrip().partition("\n")
     now = utcnow()
-    session.execute(_INSERT_MESSAGE, {
+    write_rows(session, _INSERT_MESSAGE, {
         "to_addr": to,
         "subject": subject.removeprefix("Subject:").strip(),
         "body_text": body.strip() + "\n",
