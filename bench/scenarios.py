@@ -67,7 +67,7 @@ class ScenarioSpec:
     chat_url: str = ""
     database_url: str = ""
     codes: tuple[str, ...] = field(default=(), repr=False)
-    think_s: float = 0.0  # the mean pause after each page, as a parent reads it before going on
+    think_s: float = 0.0  # the mean pause before a journey and after each page, as a parent reads it
 
     def share(self, index: int, parts: int) -> ScenarioSpec:
         """This spec for client process `index` of `parts`: its own slice of the codes."""

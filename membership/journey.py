@@ -279,6 +279,15 @@ def _mark_verified(session: Session, group: Group, membership: Membership, perso
     )
 
 
+# The membership an email link names, with the group and person confirming it needs, in one statement.
+_VERIFYING = (
+    select(Membership, Group, Person)
+    .join(Group, Group.id == Membership.group_id)
+    .join(Person, Person.id == Membership.person_id)
+    .where(Membership.id == bindparam("membership_id"))
+)
+
+
 def verify_email(session: Session, token: str) -> Membership:
     """Confirm the email behind a verification link; repeat clicks are harmless.
 
@@ -317,15 +326,6 @@ _CURRENT_DOCUMENTS = (
     select(PolicyVersion)
     .join(_NEWEST, and_(PolicyVersion.kind == _NEWEST.c.kind, PolicyVersion.number == _NEWEST.c.number))
     .where(PolicyVersion.school_id == bindparam("school_id"))
-)
-
-
-# The membership an email link names, with the group and person confirming it needs, in one statement.
-_VERIFYING = (
-    select(Membership, Group, Person)
-    .join(Group, Group.id == Membership.group_id)
-    .join(Person, Person.id == Membership.person_id)
-    .where(Membership.id == bindparam("membership_id"))
 )
 
 
