@@ -72,7 +72,8 @@ def _configure_sqlite(engine: Engine) -> None:
         if connection.get_execution_options().get("classgate_write", False):
             _begin_immediate(connection.connection.dbapi_connection)
         else:
-            connection.exec_driver_sql("BEGIN")
+            # Straight to the driver, as BEGIN IMMEDIATE is: every read of every page begins here.
+            connection.connection.dbapi_connection.execute("BEGIN")
 
 
 # Waiting for SQLite's write lock: poll often and briefly. SQLite's own busy handler backs off to
