@@ -1,8 +1,8 @@
 """The acceptance ledger: append-only, hash-chained per school.
 
-hash = sha256(prev_hash + canonical_json(entry)). Appends lock the school's chain head (a row
-lock on PostgreSQL; SQLite's writer lock, taken by BEGIN IMMEDIATE), so concurrent agreements
-queue rather than fork the chain.
+hash = sha256(prev_hash + canonical_json(entry)). A transaction's entries are chained when it
+commits, under a lock on the school's chain head (a row lock on PostgreSQL; SQLite's writer lock,
+taken by BEGIN IMMEDIATE), so concurrent agreements queue rather than fork the chain.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, event, insert
+from sqlalchemy import bindparam, event, insert, update
 from sqlmodel import Session, select
 
-from .db import write_rows
 from .models import LedgerEntry, LedgerHead, PolicyVersion, utcnow
 
 GENESIS = "0" * 64
@@ -51,40 +50,7 @@ def start_chain(session: Session, school_id: int) -> None:
     session.flush()
 
 
-HEADS = "classgate_locked_ledger_heads"
-
-
-def _lock_head(session: Session, school_id: int) -> LedgerHead:
-    """The school's chain head, locked until the transaction ends (FOR NO KEY UPDATE on PostgreSQL).
-
-    The first append in a transaction reads and locks it; later appends in the same transaction
-    (an agreement writes three entries) go on from the copy already held, which nobody else can
-    change while the lock lasts.
-    """
-    heads = session.info.setdefault(HEADS, {})
-    if school_id not in heads:
-        heads[school_id] = session.exec(_LOCK_HEAD, params={"school_id": school_id}).one()
-    return heads[school_id]
-
-
-# Built once: every change to a membership runs it.
-_LOCK_HEAD = (
-    select(LedgerHead)
-    .where(LedgerHead.school_id == bindparam("school_id"))
-    .with_for_update(key_share=True)
-    .execution_options(populate_existing=True)
-)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _release_heads(session: Session, transaction) -> None:
-    """A lock lasts as long as its transaction: after a commit or rollback the next append reads the head again.
-
-    A flush's own inner transaction ends too, holding the lock still; a savepoint's end forgets
-    the copy anyway, as a savepoint rolled back may have moved the head it held.
-    """
-    if transaction.parent is None or transaction.nested:
-        session.info.pop(HEADS, None)
+PENDING = "classgate_ledger_pending"
 
 
 def append(
@@ -102,17 +68,16 @@ def append(
     statement: str | None = None,
     detail: dict | None = None,
 ) -> None:
-    """Add one entry to the end of a school's chain and move the head to it.
+    """Add one entry to the end of a school's chain, in the same transaction as the change it records.
 
-    The entry is inserted at once, as a plain row (an entry is never read back or changed by the
-    request that writes it, so it needs no place in the session); the head is written at the
-    next flush, once however many entries the transaction adds.
+    Entries are chained and written when the transaction commits, all of them at once: the
+    school's chain head is locked (FOR NO KEY UPDATE on PostgreSQL) only from then until the
+    commit, so agreements queue on it for a moment, not for the whole of each other's requests.
+    A rolled-back transaction writes none. Inside a savepoint an entry is written at once, so a
+    savepoint rolled back takes its entries with it.
     """
-    head = _lock_head(session, school_id)
     entry = {
         "school_id": school_id,
-        "seq": head.seq + 1,
-        "created_at": utcnow(),
         "action": action,
         "person_ref": person_ref,
         "actor": actor,
@@ -126,15 +91,56 @@ def append(
         "statement": statement,
         "channel": channel,
         "detail": json.dumps(detail or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-        "prev_hash": head.head_hash,
     }
-    entry["entry_hash"] = compute_hash(head.head_hash, SimpleNamespace(**entry))
-    write_rows(session, _INSERT_ENTRY, entry)
-    head.seq, head.head_hash = entry["seq"], entry["entry_hash"]
-    session.add(head)
+    if session.in_nested_transaction():
+        _write(session, [entry])
+    else:
+        session.info.setdefault(PENDING, []).append(entry)
 
 
+def _write(session: Session, entries: list[dict]) -> None:
+    """Chain entries onto their schools' heads, in the order they were appended, and write them."""
+    connection = session.connection()
+    now = utcnow()
+    for school_id in dict.fromkeys(entry["school_id"] for entry in entries):
+        seq, head_hash = connection.execute(_LOCK_HEAD, {"school_id": school_id}).one()
+        rows = []
+        for entry in entries:
+            if entry["school_id"] == school_id:
+                seq += 1
+                row = {**entry, "seq": seq, "created_at": now, "prev_hash": head_hash}
+                row["entry_hash"] = head_hash = compute_hash(head_hash, SimpleNamespace(**row))
+                rows.append(row)
+        connection.execute(_INSERT_ENTRY, rows)
+        connection.execute(_MOVE_HEAD, {"school": school_id, "new_seq": seq, "new_hash": head_hash})
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    """Write the transaction's entries just before it commits (and before the session's own last flush)."""
+    pending = session.info.pop(PENDING, None)
+    if pending:
+        _write(session, pending)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_pending(session: Session, transaction) -> None:
+    """A transaction that ends without committing (rolled back, or a commit that failed) writes nothing."""
+    if transaction.parent is None:
+        session.info.pop(PENDING, None)
+
+
+# Built once, on the tables: every change to a membership runs them.
+_HEADS = LedgerHead.__table__.c
+_LOCK_HEAD = (
+    select(_HEADS.seq, _HEADS.head_hash).where(_HEADS.school_id == bindparam("school_id"))
+    .with_for_update(key_share=True)
+)
 _INSERT_ENTRY = insert(LedgerEntry.__table__)
+_MOVE_HEAD = (
+    update(LedgerHead.__table__).where(_HEADS.school_id == bindparam("school"))
+    .values(seq=bindparam("new_seq"), head_hash=bindparam("new_hash"))
+)
 
 
 @dataclass
@@ -178,7 +184,7 @@ def verify(session: Session, school_id: int) -> Verification:
     finally:
         # Stopping at a broken entry leaves the server-side cursor (yield_per) open otherwise.
         rows.close()
-    head = session.get(LedgerHead, school_id)
+    head = session.get(LedgerHead, school_id, populate_existing=True)
     if head is None or head.seq != count or head.head_hash != running:
         return Verification(school_id, count, running, None, None, "the chain head does not match the last entry")
     return Verification(school_id, count, running)
