@@ -230,3 +230,45 @@ def test_deleting_a_middle_entry_names_the_gap(app, journey, db) -> None:
     assert result.exit_code == 1
     assert f"BROKEN at entry {middle_seq + 1} " in result.output
     assert "missing" in result.output
+
+
+def test_a_change_rolled_back_leaves_no_entry(app) -> None:
+    """Entries are written with the change they record: a change rolled back records nothing, even later."""
+    other_school_with_entries(2)
+    with session_scope() as session:
+        school = schools.school_by_slug(session, OTHER_SLUG)
+        ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="never kept")
+        session.rollback()
+        # The same session goes on to a change that commits: only that change's entry is written.
+        ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="kept")
+    with session_scope() as session:
+        school = schools.school_by_slug(session, OTHER_SLUG)
+        rows = session.exec(
+            select(LedgerEntry).where(LedgerEntry.school_id == school.id).order_by(LedgerEntry.seq)
+        ).all()
+        assert [row.statement for row in rows] == ["I agree", "I agree", "kept"]
+        assert ledger.verify(session, school.id).ok
+
+
+def test_entries_in_a_savepoint_go_with_it(app) -> None:
+    """An entry made inside a savepoint that is rolled back is gone; one in a savepoint kept is chained in order."""
+    other_school_with_entries(1)
+    with session_scope() as session:
+        school = schools.school_by_slug(session, OTHER_SLUG)
+        ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="before")
+        savepoint = session.begin_nested()
+        ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="rolled back")
+        savepoint.rollback()
+        with session.begin_nested():
+            ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="kept")
+        ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="after")
+    with session_scope() as session:
+        school = schools.school_by_slug(session, OTHER_SLUG)
+        rows = session.exec(
+            select(LedgerEntry).where(LedgerEntry.school_id == school.id).order_by(LedgerEntry.seq)
+        ).all()
+        # The savepoint's entry is written when it is made; the others when the transaction commits.
+        assert [row.statement for row in rows] == ["I agree", "kept", "before", "after"]
+        assert [row.seq for row in rows] == [1, 2, 3, 4]
+        verified = ledger.verify(session, school.id)
+        assert verified.ok and verified.entries == 4
