@@ -17,6 +17,7 @@ from .models import Child, EnrolmentCode, Membership, Status, utcnow
 # Crockford base32: no I, L, O or U, so a code read aloud or from paper is hard to misread.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 12  # 60 bits
+_LETTER_BITS = len(ALPHABET) - 1  # 0b11111
 _CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
 
@@ -25,8 +26,12 @@ class CodeRefused(Exception):
 
 
 def generate() -> str:
-    """A fresh random code in its canonical 12-character form."""
-    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+    """A fresh random code in its canonical 12-character form.
+
+    The alphabet has 32 letters, so the low five bits of a random byte pick one evenly: one call
+    for the system's randomness per code, not one per letter (a class list of 10,000 needs 10,000).
+    """
+    return "".join(ALPHABET[byte & _LETTER_BITS] for byte in secrets.token_bytes(CODE_LENGTH))
 
 
 def display(code: str) -> str:

@@ -156,7 +156,7 @@ def apply(session: Session, report: RosterReport) -> list[schools.NewChild]:
     """Import a valid report: each child gets a code, each carer email a personal invitation.
 
     Children and codes go in as two multi-row INSERTs straight through the Core (no ORM object
-    per row to build and flush), so a whole trust's list of 10,000 imports in about a second;
+    per row to build and flush), so a whole trust's list of 10,000 imports in a second or two;
     new children have no earlier code to revoke.
     """
     if not report.ok:
@@ -177,9 +177,10 @@ def apply(session: Session, report: RosterReport) -> list[schools.NewChild]:
             for child_id, code in zip(ids, plain, strict=True)
         ],
     )
-    # Plain objects for the letters and invitations: the rows are written, nothing more to flush.
+    # Plain objects for the letters and invitations: the rows are written, nothing more to flush,
+    # and nothing to validate either (model_construct is about a tenth of the cost per child).
     children = [
-        Child(id=child_id, group_id=row.group.id, display_name=row.display_name, created_at=now)
+        Child.model_construct(id=child_id, group_id=row.group.id, display_name=row.display_name, created_at=now)
         for child_id, row in zip(ids, report.rows, strict=True)
     ]
     for row, child in zip(report.rows, children, strict=True):

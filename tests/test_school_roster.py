@@ -7,12 +7,14 @@ import io
 import json
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from membership import codes
 from membership.models import CarerBlock, CarerInvitation, Child, EnrolmentCode, LedgerEntry, Membership
 
 from .conftest import BASE_URL, DETAILS, error_summary, link_in, outbox, snapshot, text_of
@@ -529,3 +531,14 @@ def test_letters_of_another_member_of_staff_cannot_be_downloaded(staff, make_acc
     sign_in(colleague, "head@elm.example")
     response = colleague.client.post("/school/letters.pdf", data={**fields, "csrf_token": token_of(colleague)})
     assert response.status_code == 400
+
+
+def test_printed_codes_use_every_letter_of_the_alphabet_evenly() -> None:
+    """Codes are 12 letters from the 32 that cannot be misread, each about equally likely (none left out)."""
+    drawn = [codes.generate() for _ in range(4000)]
+    assert len(set(drawn)) == len(drawn)
+    assert all(len(code) == codes.CODE_LENGTH and set(code) <= set(codes.ALPHABET) for code in drawn)
+    letters = Counter("".join(drawn))
+    expected = len(drawn) * codes.CODE_LENGTH / len(codes.ALPHABET)  # 1,500 of each
+    assert set(letters) == set(codes.ALPHABET)
+    assert all(abs(count - expected) < expected * 0.15 for count in letters.values()), letters
