@@ -16,11 +16,16 @@ from .urls import external_url
 
 
 class InviteUnusable(Exception):
-    """The invite cannot open the group; reason is one of invalid, used, expired, revoked."""
+    """The invite cannot open the group; reason is one of invalid, used, expired, revoked.
 
-    def __init__(self, reason: str) -> None:
+    `loaded` is the invite with its group and school when the link is genuine (used, expired,
+    revoked), so the page can say which group it was for; None when the link is not one of ours.
+    """
+
+    def __init__(self, reason: str, loaded: LoadedInvite | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.loaded = loaded
 
 
 class ChatNotReady(Exception):
@@ -110,7 +115,7 @@ def load(session: Session, token: str) -> LoadedInvite:
         raise InviteUnusable("invalid")
     state = _state(loaded.invite, loaded.membership)
     if state != "valid":
-        raise InviteUnusable(state)
+        raise InviteUnusable(state, loaded)
     return loaded
 
 
@@ -154,7 +159,7 @@ def redeem(session: Session, token: str) -> str:
         # moderator meanwhile) rather than guessing, reading the committed row afresh.
         again = _read(session, loaded.invite.id)
         state = _state(again.invite, again.membership) if again is not None else "invalid"
-        raise InviteUnusable(state if state != "valid" else "used")
+        raise InviteUnusable(state if state != "valid" else "used", again)
     membership = session.get(Membership, loaded.membership.id, populate_existing=True)
     move(membership, Status.LINK_USED)
     session.add(membership)

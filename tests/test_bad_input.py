@@ -265,6 +265,9 @@ UNUSABLE = {
     "email-confirmation token": (_verify_token, 404, "This link is not valid"),
 }
 
+# Links that were really sent (their rows exist), as against forged, damaged or too-old tokens.
+GENUINE = {"already used", "expired (row)", "revoked by a moderator", "replaced by a newer link"}
+
 
 @pytest.mark.parametrize("case", UNUSABLE)
 def test_unusable_invite_says_what_happened_and_never_opens_the_chat(
@@ -274,16 +277,20 @@ def test_unusable_invite_says_what_happened_and_never_opens_the_chat(
     setup, status, heading = UNUSABLE[case]
     url = setup(InviteCtx(browser, db, monkeypatch), invite_url)
     before = snapshot(db)
+    # A genuine link that can no longer be used says which group it was for; a broken one cannot.
+    names_group = case in GENUINE
 
     shown = browser.get(url)
     assert shown.status_code == status
     assert heading in text_of(shown)
+    assert ("Year 2 Ash" in text_of(shown)) == names_group
     assert "Open the group" not in text_of(shown)
     assert "AshChat" not in shown.get_data(as_text=True)
 
     posted = browser.client.post(url, data={"csrf_token": csrf_token(browser)})
     assert posted.status_code == status
     assert heading in text_of(posted)
+    assert ("Year 2 Ash" in text_of(posted)) == names_group
     assert "Location" not in posted.headers
     assert "AshChat" not in posted.get_data(as_text=True)
 

@@ -12,8 +12,13 @@ from . import bp
 REASON_STATUS = {"invalid": 404, "used": 410, "expired": 410, "revoked": 410}
 
 
-def _unusable(reason: str):
-    return render_template("invite/unusable.html", reason=reason), REASON_STATUS[reason]
+def _unusable(unusable: invites.InviteUnusable):
+    """Say what happened to the link; a genuine one also names its group and school."""
+    loaded = unusable.loaded
+    return render_template(
+        "invite/unusable.html", reason=unusable.reason, group=loaded.group if loaded else None,
+        school=loaded.school if loaded else None,
+    ), REASON_STATUS[unusable.reason]
 
 
 @bp.route("/<token>", methods=["GET"])
@@ -23,7 +28,7 @@ def show_invite(token: str):
     try:
         loaded = invites.load(db, token)
     except invites.InviteUnusable as exc:
-        return _unusable(exc.reason)
+        return _unusable(exc)
     return render_template(
         "invite/show_invite.html", loaded=loaded, group=loaded.group, school=loaded.school, form=ConfirmForm()
     )
@@ -39,8 +44,9 @@ def redeem_invite(token: str):
     try:
         chat_url = invites.redeem(db, token)
     except invites.InviteUnusable as exc:
+        page = _unusable(exc)  # rendered first: a rollback expires the rows it names
         db.rollback()
-        return _unusable(exc.reason)
+        return page
     except invites.ChatNotReady:
         db.rollback()
         return render_template("invite/not_ready.html"), 503
