@@ -47,6 +47,13 @@ def other_school_with_entries(count: int = 3) -> None:
             ledger.append(session, other.id, "agree", actor="staff:test", channel="cli", statement="I agree")
 
 
+def other_school_entries(session) -> tuple[School, list[LedgerEntry]]:
+    """The second school and its ledger, oldest first."""
+    school = schools.school_by_slug(session, OTHER_SLUG)
+    rows = session.exec(select(LedgerEntry).where(LedgerEntry.school_id == school.id).order_by(LedgerEntry.seq))
+    return school, list(rows)
+
+
 def run_sql(app, *statements: str) -> None:
     """Run raw SQL in one transaction, bypassing the application."""
     with engine_of(app).begin() as connection:
@@ -242,10 +249,7 @@ def test_a_change_rolled_back_leaves_no_entry(app) -> None:
         # The same session goes on to a change that commits: only that change's entry is written.
         ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="kept")
     with session_scope() as session:
-        school = schools.school_by_slug(session, OTHER_SLUG)
-        rows = session.exec(
-            select(LedgerEntry).where(LedgerEntry.school_id == school.id).order_by(LedgerEntry.seq)
-        ).all()
+        school, rows = other_school_entries(session)
         assert [row.statement for row in rows] == ["I agree", "I agree", "kept"]
         assert ledger.verify(session, school.id).ok
 
@@ -263,10 +267,7 @@ def test_entries_in_a_savepoint_go_with_it(app) -> None:
             ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="kept")
         ledger.append(session, school.id, "agree", actor="staff:test", channel="cli", statement="after")
     with session_scope() as session:
-        school = schools.school_by_slug(session, OTHER_SLUG)
-        rows = session.exec(
-            select(LedgerEntry).where(LedgerEntry.school_id == school.id).order_by(LedgerEntry.seq)
-        ).all()
+        school, rows = other_school_entries(session)
         # The savepoint's entry is written when it is made; the others when the transaction commits.
         assert [row.statement for row in rows] == ["I agree", "kept", "before", "after"]
         assert [row.seq for row in rows] == [1, 2, 3, 4]
