@@ -148,8 +148,8 @@ def write_rows(session: Session, statement: Executable, params: dict) -> CursorR
 
     Session.execute writes every pending change before each statement it runs. A statement that
     only names rows already written (by their ids) does not need that, and an agreement, which
-    appends four ledger entries while moving its membership on, would otherwise write the
-    membership and the ledger's head four times over.
+    revokes and issues an invite and queues its email while moving its membership on, would
+    otherwise write the membership again before each of them.
     """
     return session.connection().execute(statement, params)
 
