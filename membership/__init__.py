@@ -12,7 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as settings
 from . import db, formatting
-from .extensions import csrf, limiter, login_manager
+from .cookies import SignedCookieSessions
+from .extensions import csrf, limiter, login_manager, skip_limiter_middleware
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -29,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     settings.secure_cookies(app.config)
     settings.check(app.config)
+    app.session_interface = SignedCookieSessions()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").addFilter(MaskTokens())
     if app.config["TRUST_PROXY_HOPS"]:
@@ -41,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     limiter.init_app(app)
+    skip_limiter_middleware(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue."
@@ -124,27 +127,34 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# Sent with every response unless the view set its own. No script at all, and no framing. Chrome
+# applies form-action to the redirect after a POST, and redeeming an invite redirects to the chat
+# platform, so forms may post to us and be redirected over https. Token-bearing URLs must never
+# leak to another site, so no page sends a referrer.
+SECURITY_HEADERS = (
+    ("content-security-policy", "Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("x-frame-options", "X-Frame-Options", "DENY"),
+    ("x-content-type-options", "X-Content-Type-Options", "nosniff"),
+    ("referrer-policy", "Referrer-Policy", "no-referrer"),
+)
+
+
 def _security_headers(app: Flask) -> None:
     """Add the security headers to every response: pages, redirects, errors, files and downloads."""
 
     @app.after_request
     def add_headers(response):
-        # No script at all, and no framing. Chrome applies form-action to the redirect after a POST,
-        # and redeeming an invite redirects to the chat platform, so forms may post to us and be
-        # redirected over https.
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        # Token-bearing URLs must never leak to another site, so no page sends a referrer.
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if TOKEN_PATH.search(request.path):
-            response.headers["Referrer-Policy"] = "no-referrer"  # whatever a view chose, never from a token page
-        if request.is_secure:
+        headers = response.headers
+        present = {name.lower() for name, _ in headers.items()}
+        headers.extend([(name, value) for lower, name, value in SECURITY_HEADERS if lower not in present])
+        if "referrer-policy" in present and TOKEN_PATH.search(request.path):
+            headers["Referrer-Policy"] = "no-referrer"  # whatever a view chose, never from a token page
+        if request.is_secure and "strict-transport-security" not in present:
             # Only over HTTPS (behind a proxy, TRUST_PROXY_HOPS lets X-Forwarded-Proto say so): a browser
             # ignores it over plain HTTP, and a development server on http:// must stay reachable.
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
-        if request.endpoint and request.endpoint != "static":
-            response.headers.setdefault("Cache-Control", "no-store")
+            headers["Strict-Transport-Security"] = HSTS
+        if request.endpoint and request.endpoint != "static" and "cache-control" not in present:
+            headers["Cache-Control"] = "no-store"
         return response
 
 

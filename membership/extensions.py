@@ -1,6 +1,6 @@
 """Flask extensions, created unbound and bound to the app in create_app."""
 
-from flask import request
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -19,3 +19,15 @@ UNLIMITED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def _reading() -> bool:
     """Skip the limiter's per-request work for a page being read (about a tenth of a join page's time)."""
     return request.method in UNLIMITED_METHODS
+
+
+def skip_limiter_middleware(app: Flask) -> None:
+    """Drop the limiter's check before every request; each limited view checks its own limits.
+
+    That check serves only default and application-wide limits, which Classgate does not set
+    (a setting that adds them keeps it). A limited view's own check runs in its decorator either way.
+    """
+    if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
+        return
+    checks = app.before_request_funcs.get(None, [])
+    app.before_request_funcs[None] = [check for check in checks if check != limiter._check_request_limit]

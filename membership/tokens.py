@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
+from functools import lru_cache
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -23,29 +25,34 @@ class TokenExpired(Exception):
     """The token was genuine but is older than its purpose allows."""
 
 
-def _lifetimes() -> dict[str, timedelta]:
-    cfg = current_app.config
-    return {
-        "invite": timedelta(hours=cfg["INVITE_MAX_AGE_HOURS"]),
-        "carer-invitation": timedelta(days=cfg["CARER_INVITATION_DAYS"]),
-        "verify-email": timedelta(hours=cfg["RESERVATION_HOURS"]),
-        "set-password": timedelta(hours=48),
-        # A member may be away for a half-term or longer; the link only ever records agreement.
-        "reagree": timedelta(days=30),
-        # A parent's sign-in link for /me/: short-lived, and used once (its row's used_at).
-        "parent-sign-in": timedelta(minutes=cfg["PARENT_LINK_MINUTES"]),
-    }
+# How long a token of each purpose stays valid, from the app's settings.
+LIFETIMES: dict[str, Callable[[dict], timedelta]] = {
+    "invite": lambda cfg: timedelta(hours=cfg["INVITE_MAX_AGE_HOURS"]),
+    "carer-invitation": lambda cfg: timedelta(days=cfg["CARER_INVITATION_DAYS"]),
+    "verify-email": lambda cfg: timedelta(hours=cfg["RESERVATION_HOURS"]),
+    "set-password": lambda cfg: timedelta(hours=48),
+    # A member may be away for a half-term or longer; the link only ever records agreement.
+    "reagree": lambda cfg: timedelta(days=30),
+    # A parent's sign-in link for /me/: short-lived, and used once (its row's used_at).
+    "parent-sign-in": lambda cfg: timedelta(minutes=cfg["PARENT_LINK_MINUTES"]),
+}
 
 
 def lifetime(purpose: str) -> timedelta:
     """How long a token of this purpose stays valid."""
-    return _lifetimes()[purpose]
+    return LIFETIMES[purpose](current_app.config)
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    if purpose not in _lifetimes():
+    if purpose not in LIFETIMES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"classgate.{purpose}")
+    return _serializer_for(current_app.config["SECRET_KEY"], purpose)
+
+
+@lru_cache(maxsize=64)
+def _serializer_for(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    """Built once per key and purpose: a serializer keeps nothing from one token to the next."""
+    return URLSafeTimedSerializer(secret_key, salt=f"classgate.{purpose}")
 
 
 def issue(purpose: str, payload: dict) -> str:
