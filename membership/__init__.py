@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as settings
-from . import db, formatting
+from . import db, formatting, forms_common
 from .cookies import SignedCookieSessions
 from .extensions import csrf, limiter, login_manager, skip_limiter_middleware
 
@@ -39,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
+    forms_common.quicker_inputs()
     formatting.init_app(app)
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
