@@ -148,16 +148,16 @@ def text_table(run: dict) -> str:
     out.append("Load: " + run["load_text"])
     out.extend(f"Note: {note}" for note in run["notes"])
     out.append("")
-    out.append(f"  {'throughput (all requests)':<34}{'units/s':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    out.append(f"  {'throughput (all requests)':<36}{'units/s':>9}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
                f"{'errors':>8}{'recycles':>10}  Classgate journey req/s / this")
     for row in run["throughput"]:
-        out.append(f"  {row['label']:<34}{_number(row['units_per_s']):>9}{_number(row['requests_per_s']):>9}"
+        out.append(f"  {row['label']:<36}{_number(row['units_per_s']):>9}{_number(row['requests_per_s']):>9}"
                    f"{_number(row['p50']):>9}{_number(row['p95']):>9}{_number(row['p99']):>9}{row['errors']:>8}"
                    f"{row['recycles']:>10}  {row['ratio']}")
     out.append("  (recycles: workers gunicorn.conf.py's max_requests restarted during the run)")
     out.append("")
     out.append("  CPU during each load run (warm-up included), average cores busy:")
-    out.extend(f"  {row['label']:<34}{row['cpu']}" for row in run["throughput"] if row["cpu"])
+    out.extend(f"  {row['label']:<36}{row['cpu']}" for row in run["throughput"] if row["cpu"])
     for name, backend in run["backends"].items():
         for key, title in JOURNEY_RUNS:
             journeys = backend.get(key)

@@ -54,6 +54,8 @@ def test_the_benchmark_runs_every_piece_end_to_end_at_a_tiny_scale(database_url,
     assert paced["units"] == 3 and paced["errors"] == 0
     assert any("pausing 0.05 s a page on average" in target["name"] for target in results["targets"])
     assert measured["minimal_sqlmodel"]["units"] == 3 * len(JOURNEY_STEPS)
+    assert measured["minimal_sqlmodel_after"]["units"] == 3 * len(JOURNEY_STEPS)
+    assert any("mean of its runs before and after" in target["name"] for target in results["targets"])
     assert results["minimal_flask"]["units"] == 3 * len(JOURNEY_STEPS)
     batch = measured["batch"]
     assert batch["import"]["rows"] == 100
