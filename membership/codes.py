@@ -78,9 +78,11 @@ def find(session: Session, raw: str, group_id: int) -> EnrolmentCode:
         raise CodeRefused()
     if row.revoked_at is not None:
         raise CodeRefused()
-    release_stale(session, row.id)
     if row.uses_taken >= row.uses_allowed:
-        raise CodeRefused()
+        # Every use is taken: give back any held too long by starts never confirmed, then look again.
+        release_stale(session, row.id)
+        if row.uses_taken >= row.uses_allowed:
+            raise CodeRefused()
     return row
 
 
@@ -90,8 +92,10 @@ def reserve_use(session: Session, code_id: int) -> None:
     The conditional UPDATE is the whole guarantee: PostgreSQL re-checks the WHERE clause after
     waiting on a concurrent writer's row lock, and SQLite runs writers one at a time.
     """
-    release_stale(session, code_id)
-    if write_rows(session, _TAKE_USE, {"code": code_id}).rowcount != 1:
+    if write_rows(session, _TAKE_USE, {"code": code_id}).rowcount == 1:
+        return
+    # Every use is taken: give back any held too long by starts never confirmed, then try once more.
+    if not release_stale(session, code_id) or write_rows(session, _TAKE_USE, {"code": code_id}).rowcount != 1:
         raise CodeRefused()
 
 
