@@ -134,6 +134,7 @@ class Run:
         with Server(f"minimal-sqlmodel-{backend.name}", "bench.minimal_sqlmodel:app", minimal_env, self.workdir,
                     self.args.workers) as minimal:
             visits = ScenarioSpec("visit", minimal.url)
+            backend.settle()
             results["minimal_sqlmodel"] = self.drive(f"minimal SQLModel [{backend.name}]", minimal, visits, 1,
                                                      backend.postgres_url)
             env = classgate_env(backend.classgate_url, self.workdir)
@@ -149,8 +150,10 @@ class Run:
             with Server(f"classgate-{backend.name}", "app:app", env, self.workdir, self.args.workers) as server:
                 scenario = ScenarioSpec("journey", server.url, JOURNEY_GROUP, setup.chat_url,
                                         backend.classgate_url, tuple(codes))
+                backend.settle()
                 results["classgate"] = self.drive(f"Classgate journeys [{backend.name}]", server, scenario,
                                                   REQUESTS_PER_JOURNEY, backend.postgres_url)
+                backend.settle()
                 results["minimal_sqlmodel_after"] = self.drive(
                     f"minimal SQLModel again [{backend.name}]", minimal, visits, 1, backend.postgres_url)
                 if self.args.think:
