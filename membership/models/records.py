@@ -50,7 +50,7 @@ class PolicyVersion(SQLModel, table=True):
 
 
 class LedgerHead(SQLModel, table=True):
-    """The newest entry of a school's chain; locked while appending so the chain never forks."""
+    """The newest entry of a school's chain; locked while a transaction writes its entries, so the chain never forks."""
 
     __tablename__ = "ledger_head"
 
