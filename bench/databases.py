@@ -30,7 +30,7 @@ class Backend:
 
     @property
     def baseline_url(self) -> str:
-        """The minimal SQLModel app's database (the same PostgreSQL database, reset before Classgate's turn)."""
+        """The minimal SQLModel app's database (on PostgreSQL the same one: its table sits beside Classgate's)."""
         return self.postgres_url or f"sqlite:///{self.workdir / 'minimal.db'}"
 
     def reset(self) -> None:
