@@ -17,7 +17,7 @@ UNLIMITED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @limiter.request_filter
 def _reading() -> bool:
-    """Skip the limiter's per-request work for a page being read (about a tenth of a join page's time)."""
+    """Skip a limited view's limit checks when the page is only being read (the join page's GET, say)."""
     return request.method in UNLIMITED_METHODS
 
 

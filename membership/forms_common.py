@@ -29,7 +29,7 @@ def html_params(**attributes: object) -> Markup:
 
     Sorted by argument name; `class_` is `class`, `data_x_y` and `aria_x_y` are `data-x-y` and
     `aria-x-y`; True writes the bare name and False leaves it out; every value is escaped, with
-    double quotes as &quot;. WTForms formats each attribute through Markup.format, which takes
+    double quotes as &quot;. WTForms formats each attribute through Markup.format, which took
     about a fourteenth of a parent's whole journey, for a handful of inputs per page.
     """
     written = []
