@@ -78,11 +78,10 @@ def find(session: Session, raw: str, group_id: int) -> EnrolmentCode:
         raise CodeRefused()
     if row.revoked_at is not None:
         raise CodeRefused()
-    if row.uses_taken >= row.uses_allowed:
-        # Every use is taken: give back any held too long by starts never confirmed, then look again.
-        release_stale(session, row.id)
-        if row.uses_taken >= row.uses_allowed:
-            raise CodeRefused()
+    if row.uses_taken >= row.uses_allowed and row.uses_taken - stale_holds(session, row.id) >= row.uses_allowed:
+        # Every use is taken, and none by a start that was never confirmed in time (whose use
+        # reserve_use gives back when this parent's details are saved).
+        raise CodeRefused()
     return row
 
 
@@ -116,6 +115,11 @@ def _hold_cutoff():
 def hold_lapsed(membership: Membership) -> bool:
     """True when this start has held its code use longer than the reservation window."""
     return membership.created_at < _hold_cutoff()
+
+
+def stale_holds(session: Session, code_id: int) -> int:
+    """How many of a code's uses are held by starts whose email was not verified in time."""
+    return len(session.exec(_STALE_HOLDS_OF_CODE, params={"cutoff": _hold_cutoff(), "code_id": code_id}).all())
 
 
 def release_stale(session: Session, code_id: int | None = None) -> int:

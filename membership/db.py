@@ -111,23 +111,65 @@ def engine() -> Engine:
     return current_app.extensions["classgate_engine"]
 
 
+def writing_engine(bound: Engine) -> Engine:
+    """The engine's writing variant, whose transactions take SQLite's write lock when they begin."""
+    return bound.execution_options(classgate_write=True)
+
+
+def reading_engine(bound: Engine) -> Engine:
+    """The engine's variant for requests that only read, which refuses to write.
+
+    On PostgreSQL it runs each statement on its own (autocommit). Classgate reads at READ
+    COMMITTED, where every statement sees the latest committed data whether or not a transaction
+    is open, so a page reads exactly what it read before, without a BEGIN and a ROLLBACK around
+    it; and psycopg forgets its prepared statements at every ROLLBACK, so without them the
+    statements a page runs again and again stay prepared on the connection. A long read that
+    streams (the export, the ledger check) needs a transaction for its cursor and opens its own
+    session with new_session().
+
+    A reading request that writes is a view missing its writes_on_get mark: on PostgreSQL its
+    statements would not commit together, so it is refused on every database, where the tests see it.
+    """
+    if bound.dialect.name == "postgresql":
+        reader = bound.execution_options(isolation_level="AUTOCOMMIT", classgate_read=True)
+    else:
+        reader = bound.execution_options(classgate_read=True)
+    event.listen(reader, "before_cursor_execute", _refuse_writes)
+    return reader
+
+
+def _refuse_writes(_conn, _cursor, statement, _parameters, context, _executemany) -> None:
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        raise ReadOnlyRequestError(f"a request that only reads tried to write: {statement.split(None, 3)[:3]}")
+
+
+class ReadOnlyRequestError(RuntimeError):
+    """A view that reads on GET (or is marked reads_on_post) ran an INSERT, UPDATE or DELETE."""
+
+
 def new_session(write: bool = False, bind: Engine | None = None) -> Session:
-    """Open a session; a writing session takes SQLite's write lock when it begins."""
+    """Open a session in one transaction; a writing session takes SQLite's write lock when it begins."""
     bound = bind or engine()
     if write:
-        bound = bound.execution_options(classgate_write=True)
+        bound = current_app.extensions["classgate_writer"] if bind is None else writing_engine(bound)
     return Session(bound, expire_on_commit=False)
 
 
 def get_session() -> Session:
-    """The request's session, opened on first use; POSTs get a writing session unless marked reads_on_post."""
+    """The request's session, opened on first use; POSTs get a writing session unless marked reads_on_post.
+
+    A reading request's session is reading_engine's: it may not write.
+    """
     if "db_session" not in g:
         view = current_app.view_functions.get(request.endpoint or "")
         if request.method in READ_METHODS:
             writes = getattr(view, "writes_on_get", False)
         else:
             writes = not getattr(view, "reads_on_post", False)
-        g.db_session = new_session(write=writes)
+        if writes:
+            g.db_session = new_session(write=True)
+        else:
+            g.db_session = Session(current_app.extensions["classgate_reader"], expire_on_commit=False)
     return g.db_session
 
 
@@ -212,8 +254,9 @@ def _close_session(_exc: BaseException | None) -> None:
 
 def init_app(app: Flask) -> None:
     """Create the engine and close the request session after each request."""
-    app.extensions["classgate_engine"] = make_engine(
-        app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"], app.config["DB_MAX_OVERFLOW"]
-    )
+    bound = make_engine(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"], app.config["DB_MAX_OVERFLOW"])
+    app.extensions["classgate_engine"] = bound
+    app.extensions["classgate_writer"] = writing_engine(bound)
+    app.extensions["classgate_reader"] = reading_engine(bound)
     app.teardown_request(_close_session)
     app.teardown_appcontext(_close_session)

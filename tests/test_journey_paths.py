@@ -427,7 +427,9 @@ def test_unconfirmed_start_gives_its_code_use_back_after_24_hours(
     assert other.submit(ASH, {"code": code}).status_code == 400
 
     _age_memberships(25)
+    unchanged = snapshot(db)
     assert other.submit(ASH, {"code": code}).status_code == 303
+    assert snapshot(db) == unchanged  # checking a code only reads: the use is given back with the details
     assert other.submit(f"{ASH}/details", {**DETAILS, "email": "quick@example.com"}).status_code == 302
 
     slow_membership, quick_membership = memberships(db)
