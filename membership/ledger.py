@@ -111,8 +111,17 @@ def _write(session: Session, entries: list[dict]) -> None:
                 row = {**entry, "seq": seq, "created_at": now, "prev_hash": head_hash}
                 row["entry_hash"] = head_hash = compute_hash(head_hash, SimpleNamespace(**row))
                 rows.append(row)
-        connection.execute(_INSERT_ENTRY, rows)
-        connection.execute(_MOVE_HEAD, {"school": school_id, "new_seq": seq, "new_hash": head_hash})
+        if connection.dialect.name == "postgresql":
+            # One round trip per entry (all of them in one with psycopg's executemany): each entry
+            # moves the head to itself in the same statement.
+            connection.execute(_INSERT_MOVING_HEAD, [
+                {**{f"entry_{name}": value for name, value in row.items()},
+                 "school": school_id, "new_seq": row["seq"], "new_hash": row["entry_hash"]}
+                for row in rows
+            ])
+        else:
+            connection.execute(_INSERT_ENTRY, rows)
+            connection.execute(_MOVE_HEAD, {"school": school_id, "new_seq": seq, "new_hash": head_hash})
 
 
 @event.listens_for(Session, "before_commit")
@@ -140,6 +149,14 @@ _INSERT_ENTRY = insert(LedgerEntry.__table__)
 _MOVE_HEAD = (
     update(LedgerHead.__table__).where(_HEADS.school_id == bindparam("school"))
     .values(seq=bindparam("new_seq"), head_hash=bindparam("new_hash"))
+)
+# PostgreSQL runs a data-modifying WITH exactly once, whether or not the INSERT reads it.
+# The entry's parameters are named apart from the head's columns, which the UPDATE would otherwise set too.
+_INSERT_MOVING_HEAD = (
+    insert(LedgerEntry.__table__)
+    .values({column.name: bindparam(f"entry_{column.name}") for column in LedgerEntry.__table__.c
+             if not column.primary_key})
+    .add_cte(_MOVE_HEAD.cte("moved_head"))
 )
 
 
