@@ -49,13 +49,15 @@ def issue(session: Session, membership: Membership, *, actor: str, channel: str,
     `opening` is a first line for the email saying why it comes now (approved, re-sent…).
     """
     now = utcnow()
-    _revoke_open(session, membership.id, now)
     nonce, nonce_hash = tokens.new_nonce()
     expires_at = now + tokens.lifetime("invite")
+    params = {"of_membership": membership.id, "now": now, "new_nonce_hash": nonce_hash, "new_expires_at": expires_at}
     # A plain INSERT … RETURNING: the request needs the new invite's id for its token, not the object.
-    invite_id = write_rows(session, _INSERT_INVITE, {
-        "membership_id": membership.id, "nonce_hash": nonce_hash, "issued_at": now, "expires_at": expires_at,
-    }).scalar_one()
+    if session.get_bind().dialect.name == "postgresql":
+        invite_id = write_rows(session, _REVOKE_OPEN_AND_INSERT, params).scalar_one()  # one round trip
+    else:
+        _revoke_open(session, membership.id, now)
+        invite_id = write_rows(session, _INSERT_INVITE, params).scalar_one()
     token = tokens.issue("invite", {"i": invite_id, "n": nonce})
     move(membership, Status.INVITED)
     session.add(membership)
@@ -74,7 +76,12 @@ def issue(session: Session, membership: Membership, *, actor: str, channel: str,
     return token
 
 
-_INSERT_INVITE = insert(Invite.__table__).returning(Invite.__table__.c.id)
+_INSERT_INVITE = (
+    insert(Invite.__table__)
+    .values(membership_id=bindparam("of_membership"), nonce_hash=bindparam("new_nonce_hash"),
+            issued_at=bindparam("now"), expires_at=bindparam("new_expires_at"))
+    .returning(Invite.__table__.c.id)
+)
 
 
 def _revoke_open(session: Session, membership_id: int, now) -> int:
@@ -90,6 +97,9 @@ _REVOKE_OPEN = (
            _INVITES.revoked_at.is_(None))
     .values(revoked_at=bindparam("now"))
 )
+# PostgreSQL: both in one statement. The WITH's UPDATE sees the table as it was before the
+# statement, so the new invite is never among those it revokes.
+_REVOKE_OPEN_AND_INSERT = _INSERT_INVITE.add_cte(_REVOKE_OPEN.cte("revoked"))
 
 
 def _state(invite: Invite, membership: Membership) -> str:
