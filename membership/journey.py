@@ -95,13 +95,29 @@ _LIVE_MEMBERSHIP = (
         Membership.status.not_in([s.value for s in ENDED]),
     )
 )
-_LOCK_GROUP = select(Group.id).where(Group.id == bindparam("group_id")).with_for_update(key_share=True)
 _GROUP_BLOCK = select(GroupBlock.id).where(
     GroupBlock.group_id == bindparam("group_id"), GroupBlock.lifted_at.is_(None), privacy.BLOCK_MATCHES
 )
-_CARER_BLOCK = select(CarerBlock.id).where(
-    CarerBlock.child_id == bindparam("child_id"), CarerBlock.email == bindparam("email"),
-    CarerBlock.lifted_at.is_(None),
+# The child a start's code or personal invitation speaks for (NULL when the parent only named one).
+_PROVEN_CHILD = func.coalesce(
+    select(EnrolmentCode.child_id).where(EnrolmentCode.id == bindparam("code_id")).scalar_subquery(),
+    select(CarerInvitation.child_id).where(CarerInvitation.id == bindparam("invitation_id")).scalar_subquery(),
+)
+# Everything a start checks before its live-membership check, in one statement: the group's row
+# locked (SQLite drops the clause: its writer lock is held already), a removal from the group
+# naming this email or mobile, the proven child, and a school block on this email for that child.
+_START_CHECKS = (
+    select(
+        _GROUP_BLOCK.exists().label("group_blocked"),
+        select(CarerBlock.id).where(
+            CarerBlock.child_id == _PROVEN_CHILD, CarerBlock.email == bindparam("email"),
+            CarerBlock.lifted_at.is_(None),
+        ).exists().label("carer_blocked"),
+        _PROVEN_CHILD.label("child_id"),
+    )
+    .select_from(Group)
+    .where(Group.id == bindparam("group_id"))
+    .with_for_update(key_share=True, of=Group)
 )
 
 
@@ -153,15 +169,18 @@ def start(
     membership starts verified.
     """
     # Starts in one group queue behind each other (PostgreSQL row lock; SQLite's writer lock),
-    # so two simultaneous starts with one email cannot both pass the check below. Every row lock
-    # in Classgate is FOR NO KEY UPDATE: it still queues the lockers, but not the foreign-key
-    # checks other transactions make on the row (a FOR UPDATE here deadlocked with agreements,
-    # which hold the ledger's head while their writes check the group).
-    if session.get_bind().dialect.name != "sqlite":  # SQLite's writer lock was taken as this transaction began
-        session.exec(_LOCK_GROUP, params={"group_id": group.id}).one()
-    if is_blocked(session, group.id, email, mobile):
+    # so two simultaneous starts with one email cannot both pass the live-membership check below.
+    # Every row lock in Classgate is FOR NO KEY UPDATE: it still queues the lockers, but not the
+    # foreign-key checks other transactions make on the row (a FOR UPDATE here deadlocked with
+    # agreements, which hold the ledger's head while their writes check the group).
+    checks = session.exec(_START_CHECKS, params={
+        "group_id": group.id, **privacy.block_keys(email, mobile),
+        "code_id": proof.code_id if proof.method == Verification.CODE else None,
+        "invitation_id": proof.invitation_id if proof.method == Verification.INVITATION else None,
+    }).one()
+    if checks.group_blocked:
         raise Blocked()
-    if is_carer_blocked(session, _proven_child(session, proof), email):
+    if checks.carer_blocked:
         raise CarerBlocked()
     if proof.replaces:
         _withdraw_unconfirmed(session, group, proof.replaces)
@@ -171,7 +190,7 @@ def start(
     child_id = None
     if proof.method == Verification.CODE:
         codes.reserve_use(session, proof.code_id)
-        child_id = session.get(EnrolmentCode, proof.code_id).child_id
+        child_id = checks.child_id
     elif proof.method == Verification.INVITATION:
         child_id = _consume_invitation(session, proof.invitation_id, email).child_id
     person = Person(name=name, email=email, mobile=mobile)
@@ -200,30 +219,6 @@ def start(
     else:
         send_verification(session, group, membership, person)
     return membership
-
-
-def is_blocked(session: Session, group_id: int, email: str, mobile: str | None) -> bool:
-    """True when an un-lifted removal from this group names this email (or this E.164 mobile), even erased."""
-    params = {"group_id": group_id, **privacy.block_keys(email, mobile)}
-    return session.exec(_GROUP_BLOCK, params=params).first() is not None
-
-
-def _proven_child(session: Session, proof: Proof) -> int | None:
-    """The child a code or personal invitation speaks for (None when the parent only named one)."""
-    if proof.method == Verification.CODE and proof.code_id:
-        row = session.get(EnrolmentCode, proof.code_id)
-        return row.child_id if row else None
-    if proof.method == Verification.INVITATION and proof.invitation_id:
-        row = session.get(CarerInvitation, proof.invitation_id)
-        return row.child_id if row else None
-    return None
-
-
-def is_carer_blocked(session: Session, child_id: int | None, email: str) -> bool:
-    """True when the school has an un-lifted block on this email for this child."""
-    if child_id is None:
-        return False
-    return session.exec(_CARER_BLOCK, params={"child_id": child_id, "email": email}).first() is not None
 
 
 def _withdraw_unconfirmed(session: Session, group: Group, membership_id: int) -> None:
