@@ -54,14 +54,17 @@ class Reply:
 class Browser:
     """A browser that keeps its connection open and its cookies, and never follows redirects."""
 
-    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 60.0, requests_per_connection: int | None = None) -> None:
         parts = urlsplit(base_url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.timeout = timeout
         self.cookies: dict[str, str] = {}
         self.reconnects = 0
+        # Close the connection after this many requests (None: keep it as long as the server does).
+        self.requests_per_connection = requests_per_connection
         self._connection: http.client.HTTPConnection | None = None
+        self._sent = 0  # requests answered on the current connection
 
     def get(self, path: str) -> Reply:
         """GET a path (or an absolute URL on this server)."""
@@ -101,7 +104,8 @@ class Browser:
             break
         elapsed = (time.perf_counter() - started) * 1000
         self._remember_cookies(response.msg.get_all("Set-Cookie") or [])
-        if response.will_close:
+        self._sent += 1
+        if response.will_close or (self.requests_per_connection and self._sent >= self.requests_per_connection):
             self.close()
         return Reply(
             response.status, response.getheader("Location", ""), data, elapsed, response.getheader("Content-Type", "")
@@ -138,6 +142,7 @@ class Browser:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        self._sent = 0
 
     def _open(self) -> http.client.HTTPConnection:
         if self._connection is None:

@@ -28,7 +28,7 @@ class CpuShare:
 
     def text(self) -> str:
         """'server 1.62, clients 0.21, … of 2 cores'."""
-        database = f", PostgreSQL backends {self.database_cores:.2f}" if self.database_cores else ""
+        database = f", PostgreSQL {self.database_cores:.2f}" if self.database_cores else ""
         return (f"server {self.server_cores:.2f}{database}, clients {self.client_cores:.2f}, "
                 f"rest of the machine {self.other_cores:.2f} of {self.machine_cores} cores")
 
@@ -59,6 +59,22 @@ def process_seconds(pids: list[int], reaped_children: bool = False) -> float:
             used += int(fields[13]) + int(fields[14])
         total += used / TICKS
     return total
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of a process, or None if it is gone (or not on this machine)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and brackets: the parent PID follows the last ')'.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def child_pids(parent: int) -> list[int]:
+    """The PIDs of a process's children now."""
+    return sorted(int(entry.name) for entry in Path("/proc").iterdir()
+                  if entry.name.isdigit() and parent_pid(int(entry.name)) == parent)
 
 
 class CpuMeter:

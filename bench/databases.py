@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from .cpu import process_seconds
+from .cpu import child_pids, parent_pid, process_seconds
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/cg_bench"
 
@@ -71,13 +72,26 @@ class Backend:
             return "PostgreSQL " + str(connection.execute("SHOW server_version").fetchone()[0])
 
 
-def backend_seconds(url: str) -> float:
-    """CPU-seconds used so far by the PostgreSQL backends connected to this URL's database (ours only)."""
+def postgres_seconds(url: str) -> float:
+    """CPU-seconds used so far by the whole PostgreSQL server on this machine (0 if it runs elsewhere).
+
+    Its live processes, and through the postmaster's own count the backends that have exited: an
+    app's worker recycled during a run takes its connections' backends with it, and their CPU must
+    not vanish from the figure. Every database and background process on the server is included.
+    """
+    postmaster = _postmaster(url)
+    if postmaster is None:
+        return 0.0
+    return process_seconds([postmaster], reaped_children=True) + process_seconds(child_pids(postmaster))
+
+
+@functools.cache
+def _postmaster(url: str) -> int | None:
+    """The PID of the postmaster serving this URL, if it runs on this machine."""
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
-        pids = [row[0] for row in connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )]
-    return process_seconds(pids)
+        backend = connection.info.backend_pid
+        postmaster = parent_pid(backend)
+    return postmaster
 
 
 def postgres_answers(url: str) -> bool:

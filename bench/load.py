@@ -39,6 +39,8 @@ class LoadSpec:
     duration_s: float = 20.0
     units: int | None = None  # a fixed number of measured units instead of a time window
     warmup_units: int = 0
+    # Each client opens a new connection after this many requests (None: one connection per client).
+    requests_per_connection: int | None = None
 
 
 @dataclass
@@ -218,7 +220,7 @@ class _Clients:
 
     def client(self) -> None:
         """One client: its own connection and cookies, unit after unit until told to stop."""
-        browser = Browser(self.spec.scenario.base_url)
+        browser = Browser(self.spec.scenario.base_url, requests_per_connection=self.spec.requests_per_connection)
         while time.monotonic() < self.begin:
             time.sleep(0.001)
         try:

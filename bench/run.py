@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import batch, dataset, report
-from .databases import DEFAULT_POSTGRES_URL, Backend, backend_seconds, ensure_database, postgres_answers
+from .databases import DEFAULT_POSTGRES_URL, Backend, ensure_database, postgres_answers, postgres_seconds
 from .load import LoadResult, LoadSpec, run_load
 from .minimal_sqlmodel import prepare as prepare_minimal
 from .scenarios import JOURNEY_STEPS, ScenarioSpec
@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="measure this many journeys (baselines: as many requests) instead of a time window")
     load.add_argument("--warmup-journeys", type=int, default=0, help="with --journeys: unmeasured ones first")
     load.add_argument("--codes", type=int, default=4000, help="enrolment codes imported for the journeys")
+    load.add_argument("--requests-per-connection", type=int, default=REQUESTS_PER_JOURNEY,
+                      help="each client opens a new connection after this many requests: one per parent's journey, "
+                           f"and as often for the baselines (default {REQUESTS_PER_JOURNEY}; 0 keeps one per client)")
     load.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY, default 2)")
     load.add_argument("--think", type=float, default=1.0,
                       help="a second, paced journey run: each client pauses this many seconds on average "
@@ -87,13 +90,14 @@ class Run:
         a = self.args
         units = None if a.journeys is None else a.journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
         warm = a.warmup_journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
-        return LoadSpec(scenario, a.clients, a.client_processes, a.warmup, a.duration, units, warm)
+        return LoadSpec(scenario, a.clients, a.client_processes, a.warmup, a.duration, units, warm,
+                        a.requests_per_connection or None)
 
     def drive(self, label: str, server: Server, scenario: ScenarioSpec, per_unit: int = 1,
               postgres_url: str = "") -> LoadResult:
         """Run the load against a server; its errors and the server log's errors count against the run."""
         progress(f"{label}: {self.args.clients} clients on {server.url}")
-        database = functools.partial(backend_seconds, postgres_url) if postgres_url else None
+        database = functools.partial(postgres_seconds, postgres_url) if postgres_url else None
         result = run_load(label, self.spec(scenario, per_unit), server.cpu_seconds, database)
         result.server_recycles = server.restarts()
         self.errors += [f"{label}: {message}" for message in result.error_messages]
@@ -344,11 +348,14 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
             f"max_requests={settings['max_requests']}±{settings['max_requests_jitter']}, access log to a file"
         ),
         "load": {"clients": args.clients, "client_processes": args.client_processes, "warmup_s": args.warmup,
-                 "duration_s": args.duration, "journeys": args.journeys, "warmup_journeys": args.warmup_journeys,
+                 "duration_s": args.duration, "journeys": args.journeys,
+                 "requests_per_connection": args.requests_per_connection, "warmup_journeys": args.warmup_journeys,
                  "think_s": args.think},
         "load_text": (
             f"{_count(args.clients, 'client')} in {_count(min(args.client_processes, args.clients), 'process')}, "
-            "one kept-alive http.client connection each; "
+            + (f"each on a kept-alive http.client connection it replaces every {args.requests_per_connection} "
+               "requests (a new one for each parent's journey, as often for the baselines); "
+               if args.requests_per_connection else "one kept-alive http.client connection each; ")
             + (f"{args.journeys} measured journeys (baselines: {args.journeys * REQUESTS_PER_JOURNEY} requests) "
                f"after {args.warmup_journeys} unmeasured" if args.journeys is not None
                else f"{args.warmup:g} s warm-up, {args.duration:g} s measured")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from membership import mask_tokens
 
-from .cpu import process_seconds
+from .cpu import child_pids, process_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "gunicorn.conf.py"
@@ -135,19 +135,7 @@ class Server:
         """The PIDs of the master's worker processes now."""
         if self.process is None:
             return []
-        master = self.process.pid
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # The command name may hold spaces and brackets: the parent PID follows the last ')'.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                pids.append(int(entry.name))
-        return sorted(pids)
+        return child_pids(self.process.pid)
 
     def cpu_seconds(self) -> float:
         """CPU-seconds used so far by the master, its live workers and the workers it has recycled."""

@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from bench import dataset, servers
+from bench.browser import Browser
 from bench.load import LoadSpec, run_load
 from bench.scenarios import JOURNEY_STEPS, ScenarioSpec
 
@@ -82,3 +85,41 @@ def test_a_journey_that_does_not_reach_the_chat_counts_as_an_error(database_url,
     assert result.errors == 2
     assert all(message.startswith("agree POST: expected 303 to /invite/") for message in result.error_messages)
     assert result.steps["agree POST"].count == 2 and result.steps["invite GET"].count == 0
+
+def test_a_bench_client_opens_a_new_connection_after_so_many_requests():
+    """Every few requests a new connection, as a new parent's phone would: a recycled worker cannot keep them all."""
+    peers: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive
+
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+            peers.append(self.client_address[1])
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        churning = Browser(url, requests_per_connection=3)
+        for _ in range(7):
+            assert churning.get("/").body == b"ok"
+        churning.close()
+        assert [len({*peers[i:i + 3]}) for i in (0, 3, 6)] == [1, 1, 1]
+        assert len(set(peers)) == 3  # requests 1-3, 4-6 and 7 each on a connection of their own
+
+        peers.clear()
+        keeping = Browser(url)
+        for _ in range(7):
+            keeping.get("/")
+        keeping.close()
+        assert len(peers) == 7 and len(set(peers)) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
