@@ -86,14 +86,13 @@ def live_membership(session: Session, group_id: int, email: str) -> Membership |
 
 # The journey's own lookups, built once: each runs on every start, and building a statement
 # costs more than running it. Only the values are bound on each call.
-_LIVE_MEMBERSHIP = (
-    select(Membership)
-    .join(Person, Person.id == Membership.person_id)
-    .where(
-        Membership.group_id == bindparam("group_id"),
-        Person.email == bindparam("email"),
-        Membership.status.not_in([s.value for s in ENDED]),
-    )
+# The email's people first, then their place in the group by (person, group): both planners then
+# read a handful of index entries, never every member of the class (SQLite, with no statistics,
+# would otherwise start from the group; PostgreSQL too while its statistics say the class is empty).
+_LIVE_MEMBERSHIP = select(Membership).where(
+    Membership.person_id.in_(select(Person.id).where(Person.email == bindparam("email"))),
+    Membership.group_id == bindparam("group_id"),
+    Membership.status.not_in([s.value for s in ENDED]),
 )
 _GROUP_BLOCK = select(GroupBlock.id).where(
     GroupBlock.group_id == bindparam("group_id"), GroupBlock.lifted_at.is_(None), privacy.BLOCK_MATCHES

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from membership import codes, ledger, policies, schools
+from membership import codes, journey, ledger, policies, schools
 from membership.db import session_scope
 from membership.models import (
     Child,
@@ -235,3 +235,25 @@ def test_the_seeded_chain_is_a_real_one(app, school, db):
     db.commit()
     assert ledger.verify(db, schools.school_by_slug(db, "elm-primary").id).ok
     assert len(re.findall("agree", " ".join(e.action for e in db.exec(select(LedgerEntry))))) >= SMALL
+
+
+def test_a_parents_place_in_a_class_is_found_from_their_email_not_by_reading_the_class(app, school, db):
+    """The start's 'already a member?' lookup reads the email's index entries, not every member of the class.
+
+    SQLite plans it with no statistics at all, so the statement's own shape must lead it there;
+    PostgreSQL plans it from statistics, analysed here as autovacuum keeps them.
+    """
+    seed(LARGE)
+    db.commit()
+    postgres = db.get_bind().dialect.name == "postgresql"
+    if postgres:
+        db.connection().exec_driver_sql("ANALYZE")
+    ash = schools.group_by_slug(db, ASH)
+    lookup = journey._LIVE_MEMBERSHIP.params(group_id=ash.id, email="parent5@example.com")
+    sql = str(lookup.compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
+    plan = "\n".join(str(row[-1]) for row in db.connection().exec_driver_sql(
+        ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + sql))
+    assert "ix_person_email" in plan and "ix_membership_person_group" in plan, plan
+    found = journey.live_membership(db, ash.id, "parent5@example.com")
+    assert db.get(Person, found.person_id).name == "Parent 0005" and found.group_id == ash.id
+    assert journey.live_membership(db, ash.id, "parent9@example.com") is None  # removed: not a live place

@@ -57,15 +57,18 @@ class Membership(SQLModel, table=True):
     """One parent's place (or request for a place) in one group, for one child."""
 
     # The staff records list pages a whole school in (group, name) order and searches by name:
-    # this index serves both without touching the person table or sorting every member.
+    # the listing index serves both without touching the person table or sorting every member.
+    # (person, group) finds one parent's place in a group from their email's people alone, so
+    # the lookup never walks a whole class, whatever the planner believes about its size.
     __table_args__ = (
         Index("ix_membership_listing", "group_id", "name_erased", "sort_name", "id"),
         Index("ix_membership_group_status", "group_id", "status"),
+        Index("ix_membership_person_group", "person_id", "group_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    group_id: int = Field(foreign_key="class_group.id", index=True)
-    person_id: int = Field(foreign_key="person.id", index=True)
+    group_id: int = Field(foreign_key="class_group.id")
+    person_id: int = Field(foreign_key="person.id")
     child_id: int | None = Field(default=None, foreign_key="child.id", index=True)
     claimed_child_name: str | None = Field(default=None, max_length=40)
     relationship: str = Field(max_length=20)
