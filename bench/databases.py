@@ -45,8 +45,7 @@ class Backend:
         SQLite keeps none unless the application runs ANALYZE, which Classgate does not: left alone.
         """
         if self.postgres_url:
-            with psycopg.connect(self.postgres_url, autocommit=True, connect_timeout=5) as connection:
-                connection.execute("ANALYZE")
+            analyze_database(self.postgres_url)
 
     def settle(self) -> None:
         """Before a load run on PostgreSQL: vacuum, analyze and checkpoint what the runs before it wrote.
@@ -70,6 +69,12 @@ class Backend:
             return f"SQLite {sqlite3.sqlite_version}"
         with psycopg.connect(self.postgres_url, connect_timeout=5) as connection:
             return "PostgreSQL " + str(connection.execute("SHOW server_version").fetchone()[0])
+
+
+def analyze_database(url: str) -> None:
+    """ANALYZE the whole database: fresh planner statistics."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+        connection.execute("ANALYZE")
 
 
 def postgres_seconds(url: str) -> float:

@@ -101,11 +101,13 @@ def percentiles(values: list[float]) -> StepStats:
 
 
 def run_load(name: str, spec: LoadSpec, server_seconds: Callable[[], float] | None = None,
-             database_seconds: Callable[[], float] | None = None) -> LoadResult:
+             database_seconds: Callable[[], float] | None = None,
+             mid_warmup: Callable[[], None] | None = None) -> LoadResult:
     """Drive the scenario with spec.clients clients in spec.processes processes; gather what they measured.
 
     Given readers of the server's (and the database's) CPU-seconds so far, the result also says how
     the machine's cores were shared between server, database, clients and everything else.
+    mid_warmup, if given, is called once halfway through a timed warm-up, while the clients run.
     """
     processes = max(1, min(spec.processes, spec.clients))
     context = multiprocessing.get_context("spawn")
@@ -130,6 +132,9 @@ def run_load(name: str, spec: LoadSpec, server_seconds: Callable[[], float] | No
         meter = CpuMeter(server_seconds) if server_seconds else None
         database_before = database_seconds() if database_seconds else 0.0
         go.set()
+        if mid_warmup and spec.units is None and spec.warmup_s:
+            time.sleep(max(0.0, start_at.value + spec.warmup_s / 2 - time.monotonic()))
+            mid_warmup()
         gathered = [results.get(timeout=spec.warmup_s + spec.duration_s + 600) for _ in children]
         database = database_seconds() - database_before if database_seconds else 0.0
         cpu = meter.share(sum(part["cpu"] for part in gathered), database) if meter else None
