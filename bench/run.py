@@ -36,6 +36,8 @@ from .servers import ROOT, Server, alembic_upgrade, classgate_env, gunicorn_sett
 JOURNEY_SCHOOL = "bench-journeys"
 JOURNEY_GROUP = "bench-class"
 PACED_GROUP = "bench-paced-class"
+NEIGHBOUR_SCHOOL = "bench-neighbours"
+NEIGHBOUR_CLASS_SIZE = 30
 BATCH_SCHOOL = "bench-records"
 BATCH_GROUPS = 25
 REQUESTS_PER_JOURNEY = len(JOURNEY_STEPS)
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     load.add_argument("--journeys", type=int, default=None,
                       help="measure this many journeys (baselines: as many requests) instead of a time window")
     load.add_argument("--warmup-journeys", type=int, default=0, help="with --journeys: unmeasured ones first")
+    load.add_argument("--existing-members", type=int, default=3000,
+                      help="members already in another school's classes of 30 before the journeys start, so they run "
+                           "on a database in use (default 3000; 0 for none)")
     load.add_argument("--codes", type=int, default=4000, help="enrolment codes imported for the journeys")
     load.add_argument("--requests-per-connection", type=int, default=REQUESTS_PER_JOURNEY,
                       help="each client opens a new connection after this many requests: one per parent's journey, "
@@ -156,6 +161,7 @@ class Run:
             progress(f"Classgate [{backend.name}]: alembic upgrade head, school, group and codes through the CLI")
             alembic_upgrade(env)
             setup = dataset.create_school(env, JOURNEY_SCHOOL, (JOURNEY_GROUP, PACED_GROUP))
+            self.existing_members(env)
             started = time.perf_counter()
             codes = dataset.import_codes(env, JOURNEY_GROUP, self.args.codes, self.workdir)
             results["codes_cli_s"] = time.perf_counter() - started
@@ -179,6 +185,21 @@ class Run:
                         backend.postgres_url)
         if not self.args.skip_batch:
             results["batch"] = self.batch(backend, env)
+
+    def existing_members(self, env: dict[str, str]) -> None:
+        """Members of another school, in classes of 30, with their agreements: the journeys' database is in use.
+
+        On PostgreSQL this also gives the planner statistics of a working database: started from
+        empty tables, it would plan for empty tables while the journeys filled them.
+        """
+        members = self.args.existing_members
+        if not members:
+            return
+        classes = tuple(f"class-{n:03d}" for n in range(1, -(-members // NEIGHBOUR_CLASS_SIZE) + 1))
+        progress(f"{members:,} members in {len(classes)} classes of another school")
+        setup = dataset.create_school(env, NEIGHBOUR_SCHOOL, classes)
+        with dataset.classgate_app(env):
+            dataset.seed_members(setup, members)
 
     def batch(self, backend: Backend, env: dict[str, str]) -> dict:
         """Roster import, the seeded ledger and its export, and the records page, on a school of their own."""
@@ -358,7 +379,8 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
             f"threads={settings['threads']} ({settings['worker_class']}), keepalive={settings['keepalive']} s, "
             f"max_requests={settings['max_requests']}±{settings['max_requests_jitter']}, access log to a file"
         ),
-        "load": {"clients": args.clients, "client_processes": args.client_processes, "warmup_s": args.warmup,
+        "load": {"existing_members": args.existing_members,
+                 "clients": args.clients, "client_processes": args.client_processes, "warmup_s": args.warmup,
                  "duration_s": args.duration, "journeys": args.journeys,
                  "requests_per_connection": args.requests_per_connection, "warmup_journeys": args.warmup_journeys,
                  "think_s": args.think},
@@ -371,6 +393,8 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
                f"after {args.warmup_journeys} unmeasured" if args.journeys is not None
                else f"{args.warmup:g} s warm-up, {args.duration:g} s measured")
             + f"; the clients share the {os.cpu_count()} cores with the servers"
+            + (f"; Classgate's database already holds {args.existing_members:,} members of another school"
+               if args.existing_members else "")
             + (f"; then Classgate again with each client pausing {args.think:g} s on average (0.5 to 1.5 times it, "
                "seeded) before each journey and after every page (paced)"
                if args.think else "")

@@ -34,7 +34,7 @@ def test_the_benchmark_runs_every_piece_end_to_end_at_a_tiny_scale(database_url,
     clients = "2"
     command = [
         sys.executable, "-m", "bench.run", "--backends", backend, "--clients", clients, "--client-processes", "1",
-        "--journeys", "3", "--codes", "10", "--roster-rows", "100", "--members", "100", "--records-requests", "10",
+        "--journeys", "3", "--codes", "10", "--existing-members", "40", "--roster-rows", "100", "--members", "100", "--records-requests", "10",
         "--think", "0.05", "--out", str(tmp_path / "results"),
         *(["--postgres-url", database_url] if backend == "postgresql" else []),
     ]
@@ -49,6 +49,7 @@ def test_the_benchmark_runs_every_piece_end_to_end_at_a_tiny_scale(database_url,
     assert run.returncode == 0, stdout + stderr
     results = json.loads((tmp_path / "results" / "latest.json").read_text())
     assert results["errors"] == []
+    assert results["load"]["existing_members"] == 40 and "already holds 40 members" in stdout
     measured = results["backends"][backend]
     journeys = measured["classgate"]
     assert journeys["units"] == 3 and journeys["errors"] == 0
