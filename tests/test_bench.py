@@ -34,8 +34,8 @@ def test_the_benchmark_runs_every_piece_end_to_end_at_a_tiny_scale(database_url,
     clients = "2"
     command = [
         sys.executable, "-m", "bench.run", "--backends", backend, "--clients", clients, "--client-processes", "1",
-        "--journeys", "3", "--codes", "10", "--existing-members", "40", "--roster-rows", "100", "--members", "100", "--records-requests", "10",
-        "--think", "0.05", "--out", str(tmp_path / "results"),
+        "--journeys", "3", "--codes", "10", "--existing-members", "40", "--roster-rows", "100", "--members", "100",
+        "--records-requests", "10", "--think", "0.05", "--out", str(tmp_path / "results"),
         *(["--postgres-url", database_url] if backend == "postgresql" else []),
     ]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:  # noqa: S603
