@@ -5,24 +5,30 @@ The app processes are stateless: run several behind a load balancer, with Postgr
 DATABASE_URL and Redis as RATELIMIT_STORAGE_URI so every process shares the rate-limit counters.
 """
 
+import gc
 import multiprocessing
 import os
 
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # The usual rule for mostly-waiting web workers: two per core, plus one.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-# One thread per process: concurrency comes from the processes. With several threads, a request
-# holding a row lock (the ledger's head, say) waits for the interpreter lock behind its siblings at
-# every round trip to the database, and everyone queued on that row waits with it: on PostgreSQL,
-# 2 workers x 4 threads reached 0.35-0.41 of the minimal SQLModel app's requests per second, 2 x 1
-# reached 0.46-0.60 (make bench; README, Serving and performance).
-# gthread still keeps idle kept-alive connections without tying the thread up; put a buffering
-# proxy or load balancer in front for slow clients, as for any gunicorn deployment.
+# One request at a time per process, gunicorn's own sync worker: a worker takes a connection from
+# the listening socket only when it is free, so every waiting request is in one queue, served by
+# whichever worker frees first. gthread workers each kept the connections they had accepted, and
+# with connections coming and going the split between two workers wandered (16 clients were seen
+# split 1/15 as often as 8/8), so a request's wait depended on which worker it had landed on: at
+# 16 clients the minimal SQLModel app's p99 was 70-108 ms with gthread and 35-45 ms with sync
+# workers (make bench; README, Serving and performance). A sync worker closes each connection
+# after its response: put a buffering proxy or load balancer in front, as gunicorn's documentation
+# asks, which keeps the phones' connections alive and holds slow uploads until they are complete.
+# GUNICORN_THREADS above 1 gives gthread workers with that many threads each; on PostgreSQL, 2 x 4
+# threads reached 0.35-0.41 of the minimal SQLModel app's requests per second and 2 x 1 0.46-0.60,
+# as a request holding a row lock waits for the interpreter lock behind its siblings.
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-worker_class = "gthread"
+worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
-keepalive = 5
+keepalive = 5  # gthread only: a sync worker closes each connection after its response
 # Recycle workers now and then, so a slow leak can never grow without bound.
 max_requests = 5000
 max_requests_jitter = 500
@@ -34,3 +40,14 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 logger_class = "membership.serving.MaskedLogger"
+
+
+def post_worker_init(worker) -> None:
+    """Freeze what the worker holds once the app is loaded, so the collector never walks it again.
+
+    Left in the collector's oldest generation, the tens of thousands of objects of the loaded app
+    (SQLAlchemy's mappings, templates, the code itself) were all walked in every full collection,
+    stopping the worker for 50-100 ms each time, several times a minute under load.
+    """
+    gc.collect()
+    gc.freeze()

@@ -1,7 +1,7 @@
 """The load generator: concurrent clients in a few processes, a warm-up, then a measured window.
 
-Each client is a thread with its own kept-alive connection (bench.browser). Clients are spread
-over client processes so that one interpreter's lock does not queue their responses and inflate
+Each client has its own connection (bench.browser) and, by default, its own process: clients that
+share a process are threads, and one interpreter's lock then queues their responses and inflates
 the latencies measured. Every request is timed from sending to the last byte; a unit (a journey,
 or one baseline request) counts only when every response in it was right.
 """

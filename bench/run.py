@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     load = parser.add_argument_group("load")
     load.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
-    load.add_argument("--client-processes", type=int, default=2, help="processes the clients are spread over")
+    load.add_argument("--client-processes", type=int, default=None,
+                      help="processes the clients are spread over (default: one per client)")
     load.add_argument("--warmup", type=float, default=5.0, help="seconds of warm-up before measuring (default 5)")
     load.add_argument("--duration", type=float, default=20.0, help="seconds measured (default 20)")
     load.add_argument("--journeys", type=int, default=None,
@@ -102,7 +103,7 @@ class Run:
         a = self.args
         units = None if a.journeys is None else a.journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
         warm = a.warmup_journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
-        return LoadSpec(scenario, a.clients, a.client_processes, a.warmup, a.duration, units, warm,
+        return LoadSpec(scenario, a.clients, a.client_processes or a.clients, a.warmup, a.duration, units, warm,
                         a.requests_per_connection or None)
 
     def drive(self, label: str, server: Server, scenario: ScenarioSpec, per_unit: int = 1,
@@ -376,8 +377,11 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
         "gunicorn": settings,
         "gunicorn_text": (
             f"gunicorn -c gunicorn.conf.py with WEB_CONCURRENCY={args.workers}: workers={settings['workers']}, "
-            f"threads={settings['threads']} ({settings['worker_class']}), keepalive={settings['keepalive']} s, "
-            f"max_requests={settings['max_requests']}±{settings['max_requests_jitter']}, access log to a file"
+            + (f"threads={settings['threads']} (gthread), keepalive={settings['keepalive']} s, "
+               if settings["worker_class"] == "gthread"
+               else f"{settings['worker_class']} workers (one request at a time, each connection closed after its "
+                    "response), ")
+            + f"max_requests={settings['max_requests']}±{settings['max_requests_jitter']}, access log to a file"
         ),
         "load": {"existing_members": args.existing_members,
                  "clients": args.clients, "client_processes": args.client_processes, "warmup_s": args.warmup,
@@ -385,9 +389,11 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
                  "requests_per_connection": args.requests_per_connection, "warmup_journeys": args.warmup_journeys,
                  "think_s": args.think},
         "load_text": (
-            f"{_count(args.clients, 'client')} in {_count(min(args.client_processes, args.clients), 'process')}, "
-            + (f"each on a kept-alive http.client connection it replaces every {args.requests_per_connection} "
-               "requests (a new one for each parent's journey, as often for the baselines); "
+            f"{_count(args.clients, 'client')} in "
+            f"{_count(min(args.client_processes or args.clients, args.clients), 'process')}, "
+            + (f"each on an http.client connection kept alive while the server keeps it, and replaced at least "
+               f"every {args.requests_per_connection} requests (a new one for each parent's journey, as often for "
+               "the baselines); "
                if args.requests_per_connection else "one kept-alive http.client connection each; ")
             + (f"{args.journeys} measured journeys (baselines: {args.journeys * REQUESTS_PER_JOURNEY} requests) "
                f"after {args.warmup_journeys} unmeasured" if args.journeys is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import runpy
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -62,6 +64,40 @@ def test_the_configured_server_answers_and_its_access_log_hides_one_time_tokens(
     assert "/invite/*** " in log and "/me/sign-in/*** " in log
     assert '"GET /join/year-2-ash HTTP/1.1" 200' in log  # ordinary paths are logged as they are
     assert "Booting worker" in log and log.count("Booting worker") == 2
+
+
+def test_the_configured_workers_serve_one_request_at_a_time_from_one_queue(served):
+    """Sync workers: each answer closes its connection, so the next request queues for the first free worker."""
+    with requests.Session() as phone:
+        first = phone.get(f"{served.url}/join/year-2-ash", timeout=10)
+        second = phone.get(f"{served.url}/join/year-2-ash", timeout=10)
+    assert first.status_code == second.status_code == 200
+    assert first.headers["Connection"] == "close"
+
+
+def conf(monkeypatch, **env) -> dict:
+    """gunicorn.conf.py's settings under the given environment."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_threads_asked_for_give_threaded_workers(monkeypatch):
+    assert conf(monkeypatch)["worker_class"] == "sync"
+    settings = conf(monkeypatch, GUNICORN_THREADS="4")
+    assert (settings["worker_class"], settings["threads"]) == ("gthread", 4)
+
+
+def test_a_worker_freezes_the_loaded_app_out_of_the_collectors_reach(monkeypatch):
+    """A full collection must not walk the whole loaded app again and again (50-100 ms pauses under load)."""
+    settings = conf(monkeypatch)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        settings["post_worker_init"](SimpleNamespace())
+        assert gc.get_freeze_count() >= 1000
+    finally:
+        gc.unfreeze()
 
 
 def test_the_access_log_masks_tokens_in_every_field():
