@@ -17,7 +17,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 # whichever worker frees first. gthread workers each kept the connections they had accepted, and
 # with connections coming and going the split between two workers wandered (16 clients were seen
 # split 1/15 as often as 8/8), so a request's wait depended on which worker it had landed on: at
-# 16 clients the minimal SQLModel app's p99 was 70-108 ms with gthread and 35-45 ms with sync
+# 16 clients the minimal SQLModel app's p99 was 69-108 ms with gthread and 35-54 ms with sync
 # workers (make bench; README, Serving and performance). A sync worker closes each connection
 # after its response: put a buffering proxy or load balancer in front, as gunicorn's documentation
 # asks, which keeps the phones' connections alive and holds slow uploads until they are complete.
