@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlmodel import select
 
 from membership import ledger
@@ -62,3 +64,14 @@ def test_open_group_journey_lands_on_the_chat_link(journey, browser, db):
     assert len(invite_mail) == 1 and "/invite/" in link_in(invite_mail[0])
     school = db.exec(select(School)).one()
     assert ledger.verify(db, school.id).ok
+
+
+def test_the_data_notice_links_to_the_page_where_parents_use_their_rights(journey, browser):
+    journey.code()
+    journey.details()
+    journey.verify()
+    agree_page = browser.get("/join/year-2-ash/agree").get_data(as_text=True)
+    assert re.search(r'<a href="/me/">[^<]*Your class groups[^<]*page</a>', agree_page)
+    page = browser.get("/me/")
+    assert page.status_code == 200
+    assert "Your class groups" in text_of(page)
