@@ -178,7 +178,9 @@ def record(
     removed = False
     if incident.action == IncidentAction.REMOVED_FROM_GROUP and membership.status in ACTIVE:
         try:
-            moderation_members.remove(session, membership, staff_user, "other", REMOVAL_NOTE)
+            moderation_members.remove(
+                session, membership, staff_user, moderation_members.SCHOOL_DECISION, REMOVAL_NOTE
+            )
         except moderation_members.Refused:
             # Someone else ended the membership a moment ago: the incident stands on its own.
             removed = False

@@ -161,6 +161,7 @@ def test_removed_from_the_group_removes_a_current_member(staff, member, db, scho
     membership = db.get(Membership, member)
     assert membership.status == Status.REMOVED and membership.ended_at is not None
     assert membership.end_note == incidents.REMOVAL_NOTE  # the moderators read this note, not the school's
+    assert membership.end_reason == "school_decision"  # not a rule a moderator chose
     assert db.exec(select(GroupBlock).where(GroupBlock.membership_id == member)).one().email == "sam@example.com"
     actions = db.exec(select(LedgerEntry.action).where(LedgerEntry.membership_id == member)
                       .order_by(LedgerEntry.seq)).all()
@@ -181,6 +182,7 @@ def test_the_schools_note_stays_out_of_the_moderators_pages(staff, member, make_
     assert sign_in(rep, "ash.rep@elm.example").status_code == 303
     page = text_of(rep.get("/moderate/year-2-ash/members"))
     assert "Sam Parent" in page and "screenshot" not in page and "Mrs Patel" not in page
+    assert "Removed by the school after an incident" in page and "spirit of the code" not in page
 
 
 @pytest.mark.parametrize("status", [Status.LEFT, Status.REMOVED])

@@ -38,7 +38,7 @@ def list_members(slug: str):
     return _page(
         "moderate/members.html", group, tab="members", rows=roster.members, ended=roster.ended,
         take_out=privacy.chat_removals(get_session(), group),
-        current_coc=roster.current_coc, current_notice=roster.current_notice, reasons=operations.REMOVAL_REASONS,
+        current_coc=roster.current_coc, current_notice=roster.current_notice, reasons=operations.REASON_LABELS,
     )
 
 

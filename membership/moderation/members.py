@@ -50,6 +50,10 @@ REMOVAL_REASONS: dict[str, str] = {
     "private_emails": "Posting private emails",
     "other": "Other: behaviour that breaks the spirit of the code",
 }
+# A removal the school decided on, recorded with an incident (incidents.record): never a moderator's choice.
+SCHOOL_DECISION = "school_decision"
+# Every reason a removal can carry, as the moderators' and the school's pages name it.
+REASON_LABELS: dict[str, str] = {**REMOVAL_REASONS, SCHOOL_DECISION: "Removed by the school after an incident"}
 NOTE_MAX = 500  # Membership.end_note
 CHAT_URL_MAX = 500  # Group.chat_url
 # A WhatsApp group invite: https://chat.whatsapp.com/<code>, the code letters and digits (22 today).
@@ -266,9 +270,9 @@ class Who:
     reason: str
 
 
-def _check_removal(reason: str | None, note: str | None) -> tuple[str, str | None]:
-    """A known reason and a tidy note (required for 'other'), or BadInput."""
-    if reason not in REMOVAL_REASONS:
+def _check_removal(reason: str | None, note: str | None, by_staff: bool) -> tuple[str, str | None]:
+    """A known reason and a tidy note (required for 'other'), or BadInput; only staff give the school's decision."""
+    if reason not in REMOVAL_REASONS and not (by_staff and reason == SCHOOL_DECISION):
         raise BadInput("reason", "Select which part of the code of conduct was broken")
     text = (note or "").strip()
     if any(unicodedata.category(ch) == "Cc" and ch not in "\r\n\t" for ch in text):
@@ -291,7 +295,7 @@ def who(session: Session, membership: Membership) -> Who:
         mobile_display=format_mobile(person.mobile),
         masked_mobile=mask_mobile(person.mobile),
         child_name=child.display_name if child else (membership.claimed_child_name or ""),
-        reason=REMOVAL_REASONS.get(membership.end_reason or "", membership.end_reason or ""),
+        reason=REASON_LABELS.get(membership.end_reason or "", membership.end_reason or ""),
     )
 
 
@@ -302,7 +306,7 @@ def remove(session: Session, membership: Membership, moderator: User, reason: st
     records only the reason's code, because a free-text note about what someone posted is
     personal data and the ledger can never be changed or erased.
     """
-    reason, note = _check_removal(reason, note)
+    reason, note = _check_removal(reason, note, by_staff=moderator.role == Role.STAFF)
     membership = _locked(session, membership)
     if membership.status not in ACTIVE:
         raise Refused(NOT_A_MEMBER)
