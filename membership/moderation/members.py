@@ -52,7 +52,7 @@ REMOVAL_REASONS: dict[str, str] = {
 }
 # A removal the school decided on, recorded with an incident (incidents.record): never a moderator's choice.
 SCHOOL_DECISION = "school_decision"
-# Every reason a removal can carry, as the moderators' and the school's pages name it.
+# Every reason a removal can carry, as the moderators' pages name it.
 REASON_LABELS: dict[str, str] = {**REMOVAL_REASONS, SCHOOL_DECISION: "Removed by the school after an incident"}
 NOTE_MAX = 500  # Membership.end_note
 CHAT_URL_MAX = 500  # Group.chat_url
