@@ -15,6 +15,7 @@ from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, create_engine
 
+from . import writers
 from .models import (
     CarerInvitation,
     Child,
@@ -42,9 +43,13 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
         return create_engine(
             parsed, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800
         )
+    connect_args = {"check_same_thread": False, "timeout": 30}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+        factory = writers.connection_factory(parsed.database)
+        if factory is not None:
+            connect_args["factory"] = factory
+    engine = create_engine(parsed, connect_args=connect_args)
     _configure_sqlite(engine)
     return engine
 
@@ -76,16 +81,22 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.connection.dbapi_connection.execute("BEGIN")
 
 
-# Waiting for SQLite's write lock: poll often and briefly. SQLite's own busy handler backs off to
-# 100 ms sleeps, so under a queue of writers one unlucky request waits far longer than the
-# writers ahead of it take; a short poll hands the lock on within a millisecond or two.
+# Waiting for SQLite's write lock: first in the queue of Classgate's writers (membership.writers),
+# which wakes a writer as the one ahead of it finishes; then, should a writer from outside the
+# queue hold the lock, by trying again often and briefly. SQLite's own busy handler backs off to
+# 100 ms sleeps, so one unlucky request would wait far longer than the writers ahead of it take.
 WRITE_LOCK_POLL = (0.0005, 0.001, 0.002)
 WRITE_LOCK_TIMEOUT = 30.0
 
 
 def _begin_immediate(dbapi_connection) -> None:
-    """BEGIN IMMEDIATE, retried on 'database is locked' at short intervals for up to WRITE_LOCK_TIMEOUT."""
+    """BEGIN IMMEDIATE, after this connection's turn among the queued writers, retried on 'database
+    is locked' at short intervals for up to WRITE_LOCK_TIMEOUT.
+    """
+    if isinstance(dbapi_connection, writers.QueuedConnection):
+        dbapi_connection.wait_turn(WRITE_LOCK_TIMEOUT)
     cursor = dbapi_connection.cursor()
+    began = False
     try:
         cursor.execute("PRAGMA busy_timeout=0")
         deadline = time.monotonic() + WRITE_LOCK_TIMEOUT
@@ -93,6 +104,7 @@ def _begin_immediate(dbapi_connection) -> None:
         while True:
             try:
                 cursor.execute("BEGIN IMMEDIATE")
+                began = True
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() >= deadline:
@@ -101,6 +113,8 @@ def _begin_immediate(dbapi_connection) -> None:
             time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
             attempt += 1
     finally:
+        if not began and isinstance(dbapi_connection, writers.QueuedConnection):
+            dbapi_connection.hand_on()  # no transaction began, so none will end and hand the turn on
         # Statements inside the transaction keep SQLite's own patience (a checkpoint, say).
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
