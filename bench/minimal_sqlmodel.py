@@ -12,7 +12,7 @@ import os
 from datetime import UTC, datetime
 
 from flask import Flask, jsonify
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Index, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -29,9 +29,13 @@ class Visit(BenchModel, table=True):
     """One request's visit to a key."""
 
     __tablename__ = "bench_visit"
+    # The request's SELECT (a key's latest visit) is read from this index alone, on both databases,
+    # however many visits the table holds. With an index on the key only, PostgreSQL chose to walk
+    # the primary key backwards and filter, reading thousands of rows a request by the second run.
+    __table_args__ = (Index("ix_bench_visit_key_id", "key", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=32, index=True)
+    key: str = Field(max_length=32)
     created_at: datetime
 
 

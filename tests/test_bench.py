@@ -12,10 +12,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from sqlalchemy import select, text
 
 from bench import dataset, servers
 from bench.browser import Browser
 from bench.load import LoadSpec, run_load
+from bench.minimal_sqlmodel import Visit, make_engine, prepare
 from bench.scenarios import JOURNEY_STEPS, ScenarioSpec
 
 from .live_server import ROOT
@@ -124,3 +126,19 @@ def test_a_bench_client_opens_a_new_connection_after_so_many_requests():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_minimal_sqlmodel_apps_select_reads_its_index_however_large_the_table(database_url):
+    """The baseline's cost per request must not grow as its runs fill the table, or the ratio drifts with it."""
+    prepare(database_url, rows=20_000)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
+            query = select(Visit).where(Visit.key == "k5").order_by(Visit.id.desc()).limit(1)
+            compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+            explain = "EXPLAIN" if connection.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
+            plan = " ".join(str(row) for row in connection.execute(text(f"{explain} {compiled}")))
+    finally:
+        engine.dispose()
+    assert "ix_bench_visit_key_id" in plan, plan
