@@ -30,6 +30,7 @@ class WriterQueue:
     def __init__(self, database: str) -> None:
         self.path = f"{database}-writers"
         self._fd: int | None = None
+        self._closer: weakref.finalize | None = None  # closes the descriptor when the queue goes
         self._threads = threading.Lock()
         self.holder: int | None = None  # the thread that holds the queue, if one does
         _QUEUES.add(self)
@@ -42,6 +43,7 @@ class WriterQueue:
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._closer = weakref.finalize(self, os.close, self._fd)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError:
             self._threads.release()
@@ -60,8 +62,13 @@ class WriterQueue:
             self._threads.release()
 
     def _forget(self) -> None:
-        """In a forked child: a descriptor of its own, and none of the parent's turn."""
-        self._fd, self.holder, self._threads = None, None, threading.Lock()
+        """In a forked child: none of the parent's turn, and a descriptor of its own when it writes.
+
+        Closing the copy inherited from the parent leaves the parent's flock as it was.
+        """
+        if self._closer is not None:
+            self._closer()
+        self._fd, self._closer, self.holder, self._threads = None, None, None, threading.Lock()
 
 
 _QUEUES: weakref.WeakSet[WriterQueue] = weakref.WeakSet()

@@ -168,3 +168,22 @@ def test_a_request_that_failed_mid_write_lets_the_next_parent_in(app, browser, m
     assert outcome == [302]
     with app.extensions["classgate_engine"].connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM person WHERE email = 'sam@example.com'")).scalar() == 1
+
+
+def test_a_queue_that_goes_closes_its_file(database):
+    """Every app (and every test) builds an engine with its own queue; none may keep a descriptor open."""
+    import gc
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    gc.collect()
+    before = descriptors()
+    for _ in range(20):
+        connection = connect(connection_factory(database), database)
+        begin(connection)
+        connection.commit()
+        connection.close()
+        del connection
+    gc.collect()
+    assert descriptors() == before
