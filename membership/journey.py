@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, func, update
 from sqlmodel import Session, select
 
-from . import codes, invites, ledger, mail, policies, privacy, tokens
+from . import codes, invites, ledger, mail, policies, privacy, schools, tokens
 from .models import (
     CarerBlock,
     CarerInvitation,
@@ -24,6 +24,7 @@ from .models import (
     Membership,
     Person,
     PolicyVersion,
+    School,
     Status,
     User,
     Verification,
@@ -118,6 +119,36 @@ _START_CHECKS = (
     .where(Group.id == bindparam("group_id"))
     .with_for_update(key_share=True, of=Group)
 )
+
+
+# A group by its slug, its school, and one membership in it with its person, in one statement:
+# the pages after the details step all need the four. Agreeing locks the membership's row (FOR NO
+# KEY UPDATE; SQLite's writer lock is held already), so the same form sent from two tabs at once
+# queues, and the second reads the first's agreement and records nothing.
+_GROUP_WITH_MEMBERSHIP = (
+    select(Group, School, Membership, Person)
+    .join(School, School.id == Group.school_id)
+    .join(Membership, and_(Membership.group_id == Group.id, Membership.id == bindparam("membership_id")))
+    .join(Person, Person.id == Membership.person_id)
+    .where(Group.slug == bindparam("slug"))
+)
+_GROUP_WITH_LOCKED_MEMBERSHIP = _GROUP_WITH_MEMBERSHIP.with_for_update(key_share=True, of=Membership).execution_options(
+    populate_existing=True)
+
+
+def group_with_membership(
+    session: Session, slug: str, membership_id: int, *, lock: bool = False
+) -> tuple[Group, School, Membership] | None:
+    """The group a slug names, its school and its membership membership_id (with its person loaded).
+
+    None when the slug names no group or the membership is not in it. With lock, the membership
+    is read under a row lock, as it stands once any other request holding it has finished.
+    """
+    if not schools.SLUG.fullmatch(slug or ""):
+        return None
+    statement = _GROUP_WITH_LOCKED_MEMBERSHIP if lock else _GROUP_WITH_MEMBERSHIP
+    row = session.exec(statement, params={"slug": slug, "membership_id": membership_id}).first()
+    return (row[0], row[1], row[2]) if row is not None else None
 
 
 def invitation_problem(invitation: CarerInvitation) -> str | None:

@@ -271,3 +271,30 @@ def test_parents_starting_and_agreeing_at_the_same_moment_all_get_through(live_s
     assert all(where(r) == f"/join/{GROUP}/check-email" for r in responses[6:])
     assert ledger.verify(db, school_id(db)).ok
     assert live_server.errors() == [], live_server.log()
+
+
+def test_agree_pressed_on_six_tabs_at_once_records_one_agreement_and_one_invite(live_server, web, make_code, db):
+    """One parent's agree form sent six times at once (tabs, a double tap): one pair of agreements, one invite.
+
+    Every request reads the membership as 'email verified'; only the first to lock it may agree,
+    and the others find it already agreed and are sent on to the invite like a second tap would be.
+    """
+    parent = web()
+    to_agree_page(parent, db, make_code(name="Tabs T."), "tabs@example.com")
+    tabs = [parent]
+    for _ in range(5):
+        tab = web()
+        tab.http.cookies.update(parent.http.cookies)
+        tabs.append(tab)
+    form = agree_fields(parent)
+    sid = school_id(db)
+    before = len(chain_of(db, sid))
+
+    responses = race(tabs, f"/join/{GROUP}/agree", [form] * len(tabs))
+
+    assert all(response.status_code in (302, 303) for response in responses), live_server.log()
+    actions = [entry.action for entry in chain_of(db, sid)[before:]]
+    assert sorted(actions) == ["acknowledge", "agree", "approve", "invite_issue"]
+    assert db.exec(select(func.count()).select_from(Invite)).one() == 1
+    assert ledger.verify(db, sid).ok
+    assert live_server.errors() == [], live_server.log()

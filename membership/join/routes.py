@@ -65,10 +65,19 @@ def _save_journey(group: Group, **values) -> None:
     session["journey"] = {"g": group.id, **values}
 
 
-def _membership(group: Group) -> Membership | None:
-    membership_id = _journey(group).get("mid")
-    membership = get_session().get(Membership, membership_id) if membership_id else None
-    return membership if membership is not None and membership.group_id == group.id else None
+def load_progress(slug: str, *, lock: bool = False) -> tuple[Group, School, Membership | None]:
+    """The group a join URL names, its school, and the membership this browser started in it (or None).
+
+    One statement for a browser that holds a membership in the group, two for one that does not;
+    404 when there is no such group. With lock, the membership is read under a row lock.
+    """
+    membership_id = (session.get("journey") or {}).get("mid")
+    if isinstance(membership_id, int):
+        found = journey.group_with_membership(get_session(), slug, membership_id, lock=lock)
+        if found is not None and _journey(found[0]).get("mid") == membership_id:
+            return found
+    group, school = load_group(slug)
+    return group, school, None
 
 
 def _next_step(group: Group, membership: Membership):
@@ -213,12 +222,11 @@ def your_details(slug: str):
 @limiter.limit(_mail_limit, methods=["POST"])
 def check_email(slug: str):
     """'We've sent you a link': the only way on is the link in the email."""
-    group, school = load_group(slug)
+    group, school, membership = load_progress(slug)
     progress = _journey(group)
     if not progress.get("sent_to"):
         return redirect(url_for(".join_group", slug=slug))
     form = ConfirmForm()
-    membership = _membership(group)
     # A browser that started again with an email already in the group holds no membership; it
     # gets the same page and button as a first start, and the button re-sends the 'continue'
     # email to that address's owner, so the page never tells whether the email was known.
@@ -264,8 +272,8 @@ def verify_email(token: str):
 @bp.route("/<slug>/agree", methods=["GET", "POST"])
 def agree(slug: str):
     """Step 4: both full texts on the page and two separate, unticked statements."""
-    group, school = load_group(slug)
-    membership = _membership(group)
+    # Agreeing reads the membership under a lock, so the same form sent twice at once agrees once.
+    group, school, membership = load_progress(slug, lock=request.method == "POST")
     if membership is None:
         flash("Start by entering the code from the school letter, or choose to join without a code.")
         return redirect(url_for(".join_group", slug=slug))
@@ -303,8 +311,7 @@ def agree(slug: str):
 @bp.route("/<slug>/waiting")
 def waiting(slug: str):
     """Waiting for a moderator to approve the request."""
-    group, school = load_group(slug)
-    membership = _membership(group)
+    group, school, membership = load_progress(slug)
     if membership is None:
         return redirect(url_for(".join_group", slug=slug))
     if membership.status != Status.PENDING_APPROVAL:
@@ -315,8 +322,7 @@ def waiting(slug: str):
 @bp.route("/<slug>/done")
 def done(slug: str):
     """Where a parent lands when they come back after the journey is over."""
-    group, school = load_group(slug)
-    membership = _membership(group)
+    group, school, membership = load_progress(slug)
     if membership is None:
         return redirect(url_for(".join_group", slug=slug))
     if membership.status in (Status.DETAILS_GIVEN, Status.EMAIL_VERIFIED, Status.PENDING_APPROVAL):
