@@ -306,11 +306,15 @@ def _mark_verified(session: Session, group: Group, membership: Membership, perso
 
 
 # The membership an email link names, with the group and person confirming it needs, in one statement.
+# The membership's row is locked (SQLite's writer lock is held already): a mail app's link checker
+# and the parent's own tap opening the link at once queue, and the second finds it confirmed.
 _VERIFYING = (
     select(Membership, Group, Person)
     .join(Group, Group.id == Membership.group_id)
     .join(Person, Person.id == Membership.person_id)
     .where(Membership.id == bindparam("membership_id"))
+    .with_for_update(key_share=True, of=Membership)
+    .execution_options(populate_existing=True)
 )
 
 

@@ -298,3 +298,30 @@ def test_agree_pressed_on_six_tabs_at_once_records_one_agreement_and_one_invite(
     assert db.exec(select(func.count()).select_from(Invite)).one() == 1
     assert ledger.verify(db, sid).ok
     assert live_server.errors() == [], live_server.log()
+
+
+def test_the_email_link_opened_six_times_at_once_confirms_the_email_once(live_server, web, make_code, db):
+    """A mail app's link checker and the parent's own taps open the confirmation link at the same moment.
+
+    Each opening carries on to the agree page; the ledger records the confirmation once.
+    """
+    parent = web()
+    give_code(parent, make_code(name="Link L."))
+    started = parent.submit(f"/join/{GROUP}/details", details("link@example.com"))
+    assert where(started) == f"/join/{GROUP}/check-email"
+    link = link_in(outbox(db, to="link@example.com", kind="verify-email")[-1])
+    tabs = [web() for _ in range(6)]
+    barrier = threading.Barrier(len(tabs))
+
+    def open_link(tab: WebClient) -> requests.Response:
+        barrier.wait(timeout=BARRIER_SECONDS)
+        return tab.get(link, allow_redirects=False)
+
+    with ThreadPoolExecutor(max_workers=len(tabs)) as pool:
+        responses = list(pool.map(open_link, tabs))
+
+    assert [where(response) for response in responses] == [f"/join/{GROUP}/agree"] * 6, live_server.log()
+    actions = [entry.action for entry in chain_of(db, school_id(db))]
+    assert actions.count("email_verified") == 1
+    assert db.exec(select(Membership.status)).one() == Status.EMAIL_VERIFIED
+    assert live_server.errors() == [], live_server.log()
