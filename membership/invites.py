@@ -112,15 +112,18 @@ def _state(invite: Invite, membership: Membership) -> str:
     return "valid"
 
 
-def load(session: Session, token: str) -> LoadedInvite:
-    """Find the invite a token names; raise InviteUnusable unless it can still be redeemed."""
+def load(session: Session, token: str, *, lock: bool = False) -> LoadedInvite:
+    """Find the invite a token names; raise InviteUnusable unless it can still be redeemed.
+
+    With lock, the invite and its membership are read under row locks (see _read).
+    """
     try:
         payload = tokens.load("invite", token)
     except tokens.TokenExpired as exc:
         raise InviteUnusable("expired") from exc
     except tokens.TokenInvalid as exc:
         raise InviteUnusable("invalid") from exc
-    loaded = _read(session, payload["i"]) if isinstance(payload.get("i"), int) else None
+    loaded = _read(session, payload["i"], lock=lock) if isinstance(payload.get("i"), int) else None
     if loaded is None or not tokens.nonce_matches(payload.get("n"), loaded.invite.nonce_hash):
         raise InviteUnusable("invalid")
     state = _state(loaded.invite, loaded.membership)
@@ -129,14 +132,20 @@ def load(session: Session, token: str) -> LoadedInvite:
     return loaded
 
 
-def _read(session: Session, invite_id: int) -> LoadedInvite | None:
+def _read(session: Session, invite_id: int, *, lock: bool = False) -> LoadedInvite | None:
     """An invite and its membership (with its group, school and person) as one statement saw them, fresh.
 
     One statement, not several gets: under PostgreSQL's READ COMMITTED each statement has its
     own snapshot, so a redemption committed between two reads would pair an unused invite with
     a link_used membership and _state would call a link just used by another click "revoked".
+
+    With lock (redeeming), the membership's row and then the invite's are locked (FOR NO KEY
+    UPDATE; SQLite's writer lock is held already), in the order a moderator's removal takes them.
+    A click that had to wait reads both as the click before it left them: the invite used, the
+    membership link_used. The membership is then the request's to move on, as it stands.
     """
-    row = session.exec(_INVITE_WITH_ROWS, params={"invite_id": invite_id}).first()
+    statement = _INVITE_WITH_LOCKED_ROWS if lock else _INVITE_WITH_ROWS
+    row = session.exec(statement, params={"invite_id": invite_id}).first()
     return LoadedInvite(*row) if row is not None else None
 
 
@@ -150,15 +159,16 @@ _INVITE_WITH_ROWS = (
     .where(Invite.id == bindparam("invite_id"))
     .execution_options(populate_existing=True)
 )
+_INVITE_WITH_LOCKED_ROWS = _INVITE_WITH_ROWS.with_for_update(key_share=True, of=[Membership, Invite])
 
 
 def redeem(session: Session, token: str) -> str:
     """Use an invite exactly once and return the group's current chat link.
 
-    The conditional UPDATE decides the winner: of any number of simultaneous clicks, one
-    changes the row and the rest see it already used.
+    Simultaneous clicks queue on the invite's row lock, and the conditional UPDATE decides the
+    winner whatever reads came before it: one click changes the row, the rest see it used.
     """
-    loaded = load(session, token)
+    loaded = load(session, token, lock=True)
     if not loaded.group.chat_url:
         raise ChatNotReady()
     now = utcnow()
@@ -170,7 +180,7 @@ def redeem(session: Session, token: str) -> str:
         again = _read(session, loaded.invite.id)
         state = _state(again.invite, again.membership) if again is not None else "invalid"
         raise InviteUnusable(state if state != "valid" else "used", again)
-    membership = session.get(Membership, loaded.membership.id, populate_existing=True)
+    membership = loaded.membership
     move(membership, Status.LINK_USED)
     session.add(membership)
     person = loaded.person

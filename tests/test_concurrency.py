@@ -7,7 +7,9 @@ at a threading.Barrier until all of them are ready.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
@@ -15,10 +17,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from sqlalchemy import text as sql
 from sqlmodel import Session, func, select
 
 from membership import ledger
-from membership.models import EnrolmentCode, Invite, LedgerEntry, LedgerHead, Membership, School, Status
+from membership.db import session_scope
+from membership.moderation import members
+from membership.models import EnrolmentCode, Invite, LedgerEntry, LedgerHead, Membership, School, Status, User
 
 from .conftest import DETAILS, link_in, outbox
 from .live_server import LiveServer, WebClient, text
@@ -324,4 +329,46 @@ def test_the_email_link_opened_six_times_at_once_confirms_the_email_once(live_se
     actions = [entry.action for entry in chain_of(db, school_id(db))]
     assert actions.count("email_verified") == 1
     assert db.exec(select(Membership.status)).one() == Status.EMAIL_VERIFIED
+    assert live_server.errors() == [], live_server.log()
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="row locks: SQLite's writers never interleave")
+def test_a_removal_under_way_while_the_parent_opens_the_group_answers_revoked_not_an_error(
+    live_server, web, make_code, make_moderator, app, db
+):
+    """A moderator is removing a parent at the moment the parent presses 'Open the group'.
+
+    The removal has locked the membership and not yet revoked the invite. The click waits for
+    it, then says the link was cancelled: no chat link, no deadlock between the two, no error.
+    """
+    parent = web()
+    to_agree_page(parent, db, make_code(name="Race R."), "race@example.com")
+    invite = where(parent.post(f"/join/{GROUP}/agree", agree_fields(parent)))
+    assert invite.startswith("/invite/")
+    fields = parent.form(invite)
+    make_moderator("rep@example.com", GROUP)
+
+    with app.app_context(), session_scope() as removing:
+        membership = removing.exec(select(Membership)).one()
+        moderator = removing.exec(select(User).where(User.email == "rep@example.com")).one()
+        members._locked(removing, membership)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            click = pool.submit(parent.post, invite, fields)
+            waiting = sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            for _ in range(300):
+                if removing.connection().execute(waiting).scalar():
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail("the click never waited for the removal's lock")
+            members.remove(removing, membership, moderator, "abuse", None)
+            removing.commit()
+            response = click.result(timeout=60)
+
+    assert response.status_code == 410, live_server.log()
+    assert "chat.whatsapp.com" not in response.text
+    db.commit()
+    assert db.exec(select(Membership.status)).one() == Status.REMOVED
+    assert db.exec(select(Invite.used_at)).one() is None
+    assert ledger.verify(db, school_id(db)).ok
     assert live_server.errors() == [], live_server.log()
