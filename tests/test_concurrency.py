@@ -22,8 +22,8 @@ from sqlmodel import Session, func, select
 
 from membership import ledger
 from membership.db import session_scope
-from membership.moderation import members
 from membership.models import EnrolmentCode, Invite, LedgerEntry, LedgerHead, Membership, School, Status, User
+from membership.moderation import members
 
 from .conftest import DETAILS, link_in, outbox
 from .live_server import LiveServer, WebClient, text
