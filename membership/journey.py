@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, func, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from . import codes, invites, ledger, mail, policies, privacy, schools, tokens
@@ -121,10 +122,15 @@ _START_CHECKS = (
 )
 
 
+# The two documents a parent agrees to, in the order pages and forms name them.
+AGREED_KINDS = (DocumentKind.CODE_OF_CONDUCT, DocumentKind.DATA_NOTICE)
+
+
 # A group by its slug, its school, and one membership in it with its person, in one statement:
-# the pages after the details step all need the four. Agreeing locks the membership's row (FOR NO
-# KEY UPDATE; SQLite's writer lock is held already), so the same form sent from two tabs at once
-# queues, and the second reads the first's agreement and records nothing.
+# the pages after the details step all need the four. The agree page also reads the newest version
+# of each document a parent agrees to (none where the school has never published one). Agreeing
+# locks the membership's row (FOR NO KEY UPDATE; SQLite's writer lock is held already), so the
+# same form sent from two tabs at once queues, and the second reads the first's agreement.
 _GROUP_WITH_MEMBERSHIP = (
     select(Group, School, Membership, Person)
     .join(School, School.id == Group.school_id)
@@ -132,23 +138,55 @@ _GROUP_WITH_MEMBERSHIP = (
     .join(Person, Person.id == Membership.person_id)
     .where(Group.slug == bindparam("slug"))
 )
-_GROUP_WITH_LOCKED_MEMBERSHIP = _GROUP_WITH_MEMBERSHIP.with_for_update(key_share=True, of=Membership).execution_options(
-    populate_existing=True)
 
 
-def group_with_membership(
-    session: Session, slug: str, membership_id: int, *, lock: bool = False
-) -> tuple[Group, School, Membership] | None:
-    """The group a slug names, its school and its membership membership_id (with its person loaded).
+def _newest(version, kind: DocumentKind):
+    newest = (
+        select(func.max(PolicyVersion.number))
+        .where(PolicyVersion.school_id == Group.school_id, PolicyVersion.kind == kind.value)
+        .scalar_subquery()
+    )
+    return and_(version.school_id == Group.school_id, version.kind == kind.value, version.number == newest)
+
+
+_COC, _NOTICE = aliased(PolicyVersion, name="coc"), aliased(PolicyVersion, name="notice")
+_WITH_DOCUMENTS = (
+    _GROUP_WITH_MEMBERSHIP.add_columns(_COC, _NOTICE)
+    .outerjoin(_COC, _newest(_COC, DocumentKind.CODE_OF_CONDUCT))
+    .outerjoin(_NOTICE, _newest(_NOTICE, DocumentKind.DATA_NOTICE))
+)
+_PROGRESS = {
+    (documents, lock): (
+        statement.with_for_update(key_share=True, of=Membership).execution_options(populate_existing=True)
+        if lock else statement
+    )
+    for documents, statement in ((False, _GROUP_WITH_MEMBERSHIP), (True, _WITH_DOCUMENTS))
+    for lock in (False, True)
+}
+
+
+def progress(
+    session: Session, slug: str, membership_id: int, *, lock: bool = False, documents: bool = False
+) -> tuple[Group, School, Membership, tuple[PolicyVersion, PolicyVersion] | None] | None:
+    """The group a slug names, its school, its membership membership_id (with its person loaded), and
+    with documents the code of conduct and data notice a parent agrees to today (else None).
 
     None when the slug names no group or the membership is not in it. With lock, the membership
     is read under a row lock, as it stands once any other request holding it has finished.
+    policies.NoPolicy when documents are asked for and the school has not published one of them.
     """
     if not schools.SLUG.fullmatch(slug or ""):
         return None
-    statement = _GROUP_WITH_LOCKED_MEMBERSHIP if lock else _GROUP_WITH_MEMBERSHIP
+    statement = _PROGRESS[documents, lock]
     row = session.exec(statement, params={"slug": slug, "membership_id": membership_id}).first()
-    return (row[0], row[1], row[2]) if row is not None else None
+    if row is None:
+        return None
+    if not documents:
+        return row[0], row[1], row[2], None
+    for kind, version in zip(AGREED_KINDS, row[4:], strict=True):
+        if version is None:
+            raise policies.NoPolicy(kind)
+    return row[0], row[1], row[2], (row[4], row[5])
 
 
 def invitation_problem(invitation: CarerInvitation) -> str | None:
@@ -343,8 +381,7 @@ def verify_email(session: Session, token: str) -> Membership:
     return membership
 
 
-# The two documents a parent agrees to, and the newest version of each for a school, in one statement.
-AGREED_KINDS = (DocumentKind.CODE_OF_CONDUCT, DocumentKind.DATA_NOTICE)
+# The newest version of each document a parent agrees to, for a school, in one statement.
 _NEWEST = (
     select(PolicyVersion.kind, func.max(PolicyVersion.number).label("number"))
     .where(PolicyVersion.school_id == bindparam("school_id"),
@@ -376,14 +413,23 @@ class Agreed:
     invite_token: str | None
 
 
-def agree(session: Session, membership: Membership, coc_version_id: int, notice_version_id: int) -> Agreed:
-    """Record both agreements (each its own ledger entry), then approve or queue for a moderator."""
+def agree(
+    session: Session,
+    membership: Membership,
+    coc_version_id: int,
+    notice_version_id: int,
+    current: tuple[PolicyVersion, PolicyVersion] | None = None,
+) -> Agreed:
+    """Record both agreements (each its own ledger entry), then approve or queue for a moderator.
+
+    current is the code of conduct and data notice as this transaction read them, if it has.
+    """
     if membership.status == Status.DETAILS_GIVEN:
         raise NotReady("email not verified")
     if membership.status != Status.EMAIL_VERIFIED:
         raise IllegalTransition(f"{membership.status} → agreed")
     group = session.get(Group, membership.group_id)
-    coc, notice = current_documents(session, group.school_id)
+    coc, notice = current or current_documents(session, group.school_id)
     if (coc.id, notice.id) != (coc_version_id, notice_version_id):
         raise PolicyChanged()
     _record_agreement(session, group, membership, coc, notice, channel="web")

@@ -7,7 +7,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from .. import codes, journey, policies, tokens
 from ..db import get_session, reads_on_post, writes_on_get
 from ..extensions import limiter
-from ..models import CarerInvitation, Child, Group, Membership, School, Status, Verification
+from ..models import CarerInvitation, Child, Group, Membership, PolicyVersion, School, Status, Verification
 from ..schools import group_and_school
 from ..states import IllegalTransition
 from . import bp
@@ -65,19 +65,22 @@ def _save_journey(group: Group, **values) -> None:
     session["journey"] = {"g": group.id, **values}
 
 
-def load_progress(slug: str, *, lock: bool = False) -> tuple[Group, School, Membership | None]:
+def load_progress(slug: str, *, lock: bool = False, documents: bool = False) -> tuple[
+    Group, School, Membership | None, tuple[PolicyVersion, PolicyVersion] | None
+]:
     """The group a join URL names, its school, and the membership this browser started in it (or None).
 
     One statement for a browser that holds a membership in the group, two for one that does not;
-    404 when there is no such group. With lock, the membership is read under a row lock.
+    404 when there is no such group. With lock, the membership is read under a row lock; with
+    documents, the current code of conduct and data notice are read too (for a membership).
     """
     membership_id = (session.get("journey") or {}).get("mid")
     if isinstance(membership_id, int):
-        found = journey.group_with_membership(get_session(), slug, membership_id, lock=lock)
+        found = journey.progress(get_session(), slug, membership_id, lock=lock, documents=documents)
         if found is not None and _journey(found[0]).get("mid") == membership_id:
             return found
     group, school = load_group(slug)
-    return group, school, None
+    return group, school, None, None
 
 
 def _next_step(group: Group, membership: Membership):
@@ -222,7 +225,7 @@ def your_details(slug: str):
 @limiter.limit(_mail_limit, methods=["POST"])
 def check_email(slug: str):
     """'We've sent you a link': the only way on is the link in the email."""
-    group, school, membership = load_progress(slug)
+    group, school, membership, _ = load_progress(slug)
     progress = _journey(group)
     if not progress.get("sent_to"):
         return redirect(url_for(".join_group", slug=slug))
@@ -273,7 +276,7 @@ def verify_email(token: str):
 def agree(slug: str):
     """Step 4: both full texts on the page and two separate, unticked statements."""
     # Agreeing reads the membership under a lock, so the same form sent twice at once agrees once.
-    group, school, membership = load_progress(slug, lock=request.method == "POST")
+    group, school, membership, documents = load_progress(slug, lock=request.method == "POST", documents=True)
     if membership is None:
         flash("Start by entering the code from the school letter, or choose to join without a code.")
         return redirect(url_for(".join_group", slug=slug))
@@ -286,7 +289,7 @@ def agree(slug: str):
     form = AgreeForm()
     if form.validate_on_submit():
         try:
-            agreed = journey.agree(db, membership, form.coc_version.data, form.notice_version.data)
+            agreed = journey.agree(db, membership, form.coc_version.data, form.notice_version.data, documents)
         except journey.PolicyChanged:
             db.rollback()
             flash("The documents were updated while you were reading. Please read the new versions below.", "error")
@@ -295,7 +298,7 @@ def agree(slug: str):
         if agreed.invite_token:
             return redirect(url_for("invite.show_invite", token=agreed.invite_token), 303)
         return redirect(url_for(".waiting", slug=slug), 303)
-    coc, notice = journey.current_documents(db, school.id)
+    coc, notice = documents
     # Always offer the versions shown on this page, even when re-showing a refused form whose
     # hidden fields named older ones (a field re-renders what was posted unless told otherwise).
     for hidden, version in ((form.coc_version, coc), (form.notice_version, notice)):
@@ -311,7 +314,7 @@ def agree(slug: str):
 @bp.route("/<slug>/waiting")
 def waiting(slug: str):
     """Waiting for a moderator to approve the request."""
-    group, school, membership = load_progress(slug)
+    group, school, membership, _ = load_progress(slug)
     if membership is None:
         return redirect(url_for(".join_group", slug=slug))
     if membership.status != Status.PENDING_APPROVAL:
@@ -322,7 +325,7 @@ def waiting(slug: str):
 @bp.route("/<slug>/done")
 def done(slug: str):
     """Where a parent lands when they come back after the journey is over."""
-    group, school, membership = load_progress(slug)
+    group, school, membership, _ = load_progress(slug)
     if membership is None:
         return redirect(url_for(".join_group", slug=slug))
     if membership.status in (Status.DETAILS_GIVEN, Status.EMAIL_VERIFIED, Status.PENDING_APPROVAL):
