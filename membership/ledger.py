@@ -126,9 +126,15 @@ def _write(session: Session, entries: list[dict]) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
-    """Write the transaction's entries just before it commits (and before the session's own last flush)."""
+    """Write the transaction's entries just before it commits, after the session's own last changes.
+
+    The changes are flushed first, so the chain's head is locked only for its own two statements
+    and the commit; and a row the request changes (its membership, say) is locked before the head,
+    the order in which every request that locks a membership up front takes the two.
+    """
     pending = session.info.pop(PENDING, None)
     if pending:
+        session.flush()
         _write(session, pending)
 
 
