@@ -6,6 +6,7 @@ the emails the step promises. None of them knows about requests or pages.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, func, update
@@ -104,9 +105,10 @@ _PROVEN_CHILD = func.coalesce(
     select(EnrolmentCode.child_id).where(EnrolmentCode.id == bindparam("code_id")).scalar_subquery(),
     select(CarerInvitation.child_id).where(CarerInvitation.id == bindparam("invitation_id")).scalar_subquery(),
 )
-# Everything a start checks before its live-membership check, in one statement: the group's row
-# locked (SQLite drops the clause: its writer lock is held already), a removal from the group
-# naming this email or mobile, the proven child, and a school block on this email for that child.
+# Everything a start checks before its live-membership check, in one statement: a removal from
+# the group naming this email or mobile, the proven child, and a school block on this email for
+# that child. On PostgreSQL it also takes a lock on this email's starts in this group (an advisory
+# lock, held until the transaction ends); SQLite's writer lock is held already.
 _START_CHECKS = (
     select(
         _GROUP_BLOCK.exists().label("group_blocked"),
@@ -118,8 +120,14 @@ _START_CHECKS = (
     )
     .select_from(Group)
     .where(Group.id == bindparam("group_id"))
-    .with_for_update(key_share=True, of=Group)
 )
+_LOCKING_START_CHECKS = _START_CHECKS.add_columns(func.pg_advisory_xact_lock(bindparam("start_key")))
+
+
+def _start_key(group_id: int, email: str) -> int:
+    """The advisory lock's key for one email's starts in one group: 64 bits of a hash of the two."""
+    digest = hashlib.sha256(f"{group_id}\n{email}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 # The two documents a parent agrees to, in the order pages and forms name them.
@@ -236,13 +244,12 @@ def start(
     With a personal invitation the email was proven by the invitation link itself, so the
     membership starts verified.
     """
-    # Starts in one group queue behind each other (PostgreSQL row lock; SQLite's writer lock),
-    # so two simultaneous starts with one email cannot both pass the live-membership check below.
-    # Every row lock in Classgate is FOR NO KEY UPDATE: it still queues the lockers, but not the
-    # foreign-key checks other transactions make on the row (a FOR UPDATE here deadlocked with
-    # agreements, which hold the ledger's head while their writes check the group).
-    checks = session.exec(_START_CHECKS, params={
-        "group_id": group.id, **privacy.block_keys(email, mobile),
+    # Starts with one email in one group queue behind each other (PostgreSQL's advisory lock;
+    # SQLite's writer lock), so two at once cannot both pass the live-membership check below,
+    # whose statement comes after the lock. Starts by other parents do not wait for each other.
+    locking = session.get_bind().dialect.name == "postgresql"
+    checks = session.exec(_LOCKING_START_CHECKS if locking else _START_CHECKS, params={
+        "group_id": group.id, "start_key": _start_key(group.id, email), **privacy.block_keys(email, mobile),
         "code_id": proof.code_id if proof.method == Verification.CODE else None,
         "invitation_id": proof.invitation_id if proof.method == Verification.INVITATION else None,
     }).one()

@@ -20,9 +20,20 @@ import requests
 from sqlalchemy import text as sql
 from sqlmodel import Session, func, select
 
-from membership import ledger
+from membership import journey, ledger
 from membership.db import session_scope
-from membership.models import EnrolmentCode, Invite, LedgerEntry, LedgerHead, Membership, School, Status, User
+from membership.models import (
+    EnrolmentCode,
+    Group,
+    Invite,
+    LedgerEntry,
+    LedgerHead,
+    Membership,
+    School,
+    Status,
+    User,
+    Verification,
+)
 from membership.moderation import members
 
 from .conftest import DETAILS, link_in, outbox
@@ -370,5 +381,29 @@ def test_a_removal_under_way_while_the_parent_opens_the_group_answers_revoked_no
     db.commit()
     assert db.exec(select(Membership.status)).one() == Status.REMOVED
     assert db.exec(select(Invite.used_at)).one() is None
+    assert ledger.verify(db, school_id(db)).ok
+    assert live_server.errors() == [], live_server.log()
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="PostgreSQL's locks: SQLite has one writer")
+def test_a_start_under_way_does_not_hold_up_another_parents_start(live_server, web, make_code, app, db):
+    """Two parents of one class give their details at the same moment: neither waits for the other.
+
+    Only starts with the same email queue (the six-phones test above); the letter goes home to the
+    whole class on one afternoon, and one slow start must not stall the others.
+    """
+    other = web()
+    give_code(other, make_code(name="Other O."))
+    form = {**other.form(f"/join/{GROUP}/details"), **details("other@example.com")}
+    with app.app_context(), session_scope() as starting:
+        group = starting.exec(select(Group).where(Group.slug == GROUP)).one()
+        journey.start(starting, group, journey.Proof(Verification.NONE, claimed_child_name="Slow S."),
+                      name="Slow Parent", relationship="parent", email="slow@example.com", mobile=None)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            response = pool.submit(other.post, f"/join/{GROUP}/details", form).result(timeout=30)
+        assert where(response) == f"/join/{GROUP}/check-email", live_server.log()
+
+    db.commit()
+    assert sorted(db.exec(select(Membership.sort_name))) == ["sam parent", "slow parent"]
     assert ledger.verify(db, school_id(db)).ok
     assert live_server.errors() == [], live_server.log()
