@@ -75,10 +75,37 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
         if connection.get_execution_options().get("classgate_write", False):
-            _begin_immediate(connection.connection.dbapi_connection)
+            # Taken just before the transaction's first statement that is not BEFORE_WRITE_LOCK.
+            connection.info[_LOCK_PENDING] = True
         else:
             # Straight to the driver, as BEGIN IMMEDIATE is: every read of every page begins here.
             connection.connection.dbapi_connection.execute("BEGIN")
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take_write_lock(connection, _cursor, _statement, _parameters, context, _executemany) -> None:
+        if connection.info.get(_LOCK_PENDING) and not (
+            context is not None and context.execution_options.get(BEFORE_WRITE_LOCK, False)
+        ):
+            del connection.info[_LOCK_PENDING]
+            _begin_immediate(connection.connection.dbapi_connection)
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(connection) -> None:
+        connection.info.pop(_LOCK_PENDING, None)
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        record.info.pop(_LOCK_PENDING, None)
+
+
+# A writing transaction on SQLite takes the write lock (BEGIN IMMEDIATE) not when it begins but
+# just before its first statement without this execution option. A statement with it runs
+# before the lock, outside the transaction, and must be a read whose answer the writes do not
+# depend on: the group a join page's URL names, read while a parent's details are checked, so
+# that the other writers do not wait for the form's checking too. PostgreSQL ignores the option.
+BEFORE_WRITE_LOCK = "classgate_before_write_lock"
+_LOCK_PENDING = "classgate_write_lock_pending"
 
 
 # Waiting for SQLite's write lock: first in the queue of Classgate's writers (membership.writers),

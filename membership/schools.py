@@ -11,6 +11,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from . import codes, ledger, mail, passwords, policies, tokens
+from .db import BEFORE_WRITE_LOCK
 from .models import CarerInvitation, Child, Group, GroupModerator, Role, School, User, utcnow
 from .urls import external_url
 from .validation import Invalid
@@ -189,9 +190,11 @@ def group_and_school(session: Session, slug: str) -> tuple[Group, School] | None
 
 
 # Built once: nearly every parent page runs it, and a statement built per call costs more than the
-# query. Its cache key is worked out once too; only the slug is bound on each call.
-_GROUP_AND_SCHOOL = select(Group, School).join(School, School.id == Group.school_id).where(
-    Group.slug == bindparam("slug")
+# query. Its cache key is worked out once too; only the slug is bound on each call. A request that
+# writes (a parent's details) reads the group before it queues for SQLite's write lock.
+_GROUP_AND_SCHOOL = (
+    select(Group, School).join(School, School.id == Group.school_id).where(Group.slug == bindparam("slug"))
+    .execution_options(**{BEFORE_WRITE_LOCK: True})
 )
 
 

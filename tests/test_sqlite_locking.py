@@ -48,3 +48,33 @@ def test_a_writer_waits_for_the_lock_and_then_succeeds(browser, make_code, other
         release.join()
     assert response.status_code in (302, 303), text_of(response)
     assert response.headers["Location"].endswith(f"{ASH}/check-email")
+
+
+def test_a_details_form_with_a_mistake_is_answered_without_queueing_behind_a_writer(
+    browser, make_code, other_writer
+):
+    """Checking a parent's details needs no write lock: only saving them does.
+
+    Another request holds the lock; the form with a mistyped email comes back with its message
+    at once, while that writer is still writing (it lets go ten seconds later, as a fallback).
+    """
+    assert browser.submit(ASH, {"code": make_code()}).status_code == 303
+    other_writer.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        released.set()
+        other_writer.execute("ROLLBACK")
+
+    fallback = threading.Timer(10, release)
+    fallback.start()
+    try:
+        response = browser.submit(f"{ASH}/details", {**DETAILS, "email": "sam@example"})
+        answered_while_locked = not released.is_set()
+    finally:
+        fallback.cancel()
+        if not released.is_set():
+            release()
+    assert response.status_code == 400
+    assert "Enter an email address" in text_of(response)
+    assert answered_while_locked
