@@ -100,6 +100,25 @@ def test_a_worker_freezes_the_loaded_app_out_of_the_collectors_reach(monkeypatch
         gc.unfreeze()
 
 
+def test_the_master_loads_the_app_once_and_a_worker_keeps_none_of_its_connections(monkeypatch, app):
+    """Workers are forks of a master that loaded the app; a pooled connection it held stays its own."""
+    settings = conf(monkeypatch)
+    assert settings["preload_app"] is True
+    assert conf(monkeypatch, GUNICORN_PRELOAD="0")["preload_app"] is False
+    engine = app.extensions["classgate_engine"]
+    with engine.connect() as connection:  # the master's pool now holds one connection
+        inherited = connection.connection.dbapi_connection
+    assert engine.pool.checkedin() == 1
+    try:
+        settings["post_worker_init"](SimpleNamespace(wsgi=app))
+        assert engine.pool.checkedin() == 0  # the worker's pool starts empty
+        with engine.connect() as connection:
+            assert connection.connection.dbapi_connection is not inherited
+    finally:
+        gc.unfreeze()
+    inherited.close()
+
+
 def test_the_access_log_masks_tokens_in_every_field():
     logger = masked_logger()
     environ = {
