@@ -68,12 +68,24 @@ def issue_code(session: Session, child: Child, uses_allowed: int = 2) -> str:
     return code
 
 
+def typed(raw: str) -> tuple[str | None, str]:
+    """What a parent typed as a code: its canonical form (None if it cannot be one) and the digest to look up.
+
+    Even malformed input is hashed, so a wrong guess costs the same time as a right one.
+    """
+    code = normalise(raw or "")
+    return code, code_hmac(code or "0" * CODE_LENGTH)
+
+
 def find(session: Session, raw: str, group_id: int) -> EnrolmentCode:
     """Look up a typed code for a group; raise CodeRefused for anything unusable."""
-    code = normalise(raw or "")
-    # Hash even malformed input so a wrong guess costs the same time as a right one.
-    digest = code_hmac(code or "0" * CODE_LENGTH)
+    code, digest = typed(raw)
     row = session.exec(_CODE_IN_GROUP, params={"digest": digest, "group_id": group_id}).first()
+    return usable(session, code, digest, row)
+
+
+def usable(session: Session, code: str | None, digest: str, row: EnrolmentCode | None) -> EnrolmentCode:
+    """The code row found for what was typed (see typed), if it can be used; else raise CodeRefused."""
     if code is None or row is None or not hmac.compare_digest(row.code_hmac, digest):
         raise CodeRefused()
     if row.revoked_at is not None:

@@ -7,12 +7,12 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam
+from sqlalchemy import and_, bindparam
 from sqlmodel import Session, select
 
 from . import codes, ledger, mail, passwords, policies, tokens
 from .db import BEFORE_WRITE_LOCK
-from .models import CarerInvitation, Child, Group, GroupModerator, Role, School, User, utcnow
+from .models import CarerInvitation, Child, EnrolmentCode, Group, GroupModerator, Role, School, User, utcnow
 from .urls import external_url
 from .validation import Invalid
 from .validation import email as valid_email
@@ -189,12 +189,41 @@ def group_and_school(session: Session, slug: str) -> tuple[Group, School] | None
     return (row[0], row[1]) if row is not None else None
 
 
+def group_with_code(session: Session, slug: str, raw: str) -> tuple[Group, School, EnrolmentCode | None] | None:
+    """A group by its slug, its school, and the code a parent typed on its join page, in one statement.
+
+    None when there is no such group; the code is None when it is not one of the group's codes
+    or cannot be used (codes.usable).
+    """
+    if not SLUG.fullmatch(slug or ""):
+        return None
+    code, digest = codes.typed(raw)
+    row = session.exec(_GROUP_WITH_CODE, params={"slug": slug, "digest": digest}).first()
+    if row is None:
+        return None
+    try:
+        found = codes.usable(session, code, digest, row[2])
+    except codes.CodeRefused:
+        found = None
+    return row[0], row[1], found
+
+
 # Built once: nearly every parent page runs it, and a statement built per call costs more than the
 # query. Its cache key is worked out once too; only the slug is bound on each call. A request that
 # writes (a parent's details) reads the group before it queues for SQLite's write lock.
 _GROUP_AND_SCHOOL = (
     select(Group, School).join(School, School.id == Group.school_id).where(Group.slug == bindparam("slug"))
     .execution_options(**{BEFORE_WRITE_LOCK: True})
+)
+# The code is looked up by its digest (unique), then kept only if its child is in the group.
+_GROUP_WITH_CODE = (
+    select(Group, School, EnrolmentCode)
+    .join(School, School.id == Group.school_id)
+    .outerjoin(
+        EnrolmentCode.__table__.join(Child.__table__, Child.id == EnrolmentCode.child_id),
+        and_(EnrolmentCode.code_hmac == bindparam("digest"), Child.group_id == Group.id),
+    )
+    .where(Group.slug == bindparam("slug"))
 )
 
 

@@ -485,13 +485,18 @@ def test_a_code_for_one_group_does_not_open_another_groups_details(journey: Any,
     assert snapshot(db) == before
 
 
-def test_unknown_group_is_page_not_found(browser: Browser, db: Session, school: School) -> None:
-    """A mistyped join address: 404 'Page not found', nothing kept."""
+def test_unknown_group_is_page_not_found(browser: Browser, db: Session, school: School,
+                                        make_code: Callable[..., str]) -> None:
+    """A mistyped join address: 404 'Page not found', nothing kept, even with a real code sent to it."""
+    code = make_code()
     before = snapshot(db)
     for url in ("/join/year-9-nowhere", "/join/year-9-nowhere/details", "/join/year-9-nowhere/no-code"):
         page = browser.get(url)
         assert page.status_code == 404
         assert "Page not found" in text_of(page)
+    posted = browser.client.post("/join/year-9-nowhere", data={"code": code, "csrf_token": csrf_token(browser)})
+    assert posted.status_code == 404
+    assert "Page not found" in posted.get_data(as_text=True)
     assert snapshot(db) == before
 
 

@@ -8,7 +8,7 @@ from .. import codes, journey, policies, tokens
 from ..db import get_session, reads_on_post, writes_on_get
 from ..extensions import limiter
 from ..models import CarerInvitation, Child, Group, Membership, PolicyVersion, School, Status, Verification
-from ..schools import group_and_school
+from ..schools import group_and_school, group_with_code
 from ..states import IllegalTransition
 from . import bp
 from .forms import AgreeForm, CodeForm, ConfirmForm, DetailsForm, NoCodeForm
@@ -101,16 +101,19 @@ def _next_step(group: Group, membership: Membership):
 @reads_on_post  # the code is only looked up; its use is taken later, with the parent's details
 def join_group(slug: str):
     """Step 1 and 2: the group's join page, taking the code from the school letter."""
-    group, school = load_group(slug)
     form = CodeForm()
     if form.validate_on_submit():
-        try:
-            code = codes.find(get_session(), form.code.data, group.id)
-        except codes.CodeRefused:
-            form.code.errors.append(CODE_REFUSED)
-        else:
+        # The group, its school and the code typed, in one statement.
+        found = group_with_code(get_session(), slug, form.code.data)
+        if found is None:
+            abort(404)
+        group, school, code = found
+        if code is not None:
             _save_journey(group, m=Verification.CODE.value, c=code.id)
             return redirect(url_for(".your_details", slug=slug), 303)
+        form.code.errors.append(CODE_REFUSED)
+    else:
+        group, school = load_group(slug)
     status = 400 if form.errors else 200
     return render_template("join/join_group.html", group=group, school=school, form=form), status
 
