@@ -15,8 +15,9 @@ from .load import LoadResult, StepStats
 from .scenarios import JOURNEY_STEPS
 from .servers import ROOT
 
-# The targets: figure, comparison, threshold. Checked on every database measured; the journey
-# step p99 target is the SQLite one (PostgreSQL's figure is shown beside it).
+# The targets: figure, comparison, threshold. Checked on every database measured, except the
+# journey step p99 with no pauses, which is set for SQLite: PostgreSQL's figure is shown beside it,
+# with no verdict (on two cores the PostgreSQL server shares them with the app and the clients).
 RATIO_TARGET = 0.7
 STEP_P99_MS = 50.0
 IMPORT_S = 2.0
@@ -37,21 +38,27 @@ class Target:
     limit: float
     unit: str
     higher_is_better: bool = False
+    shown_only: str = ""  # set for a figure shown beside a target that is not its own: where the target applies
 
     @property
     def passed(self) -> bool:
-        """True when the figure meets the target."""
+        """True when the figure meets the target (always, for a figure shown only)."""
+        if self.shown_only:
+            return True
         return self.value >= self.limit if self.higher_is_better else self.value < self.limit
 
     @property
     def verdict(self) -> str:
-        """PASS or MISS."""
+        """PASS or MISS; 'shown' for a figure shown only."""
+        if self.shown_only:
+            return "shown"
         return "PASS" if self.passed else "MISS"
 
     @property
     def wanted(self) -> str:
-        """The target as a condition: '≥ 0.70', '< 50 ms'."""
-        return f"{'≥' if self.higher_is_better else '<'} {_number(self.limit)}{self.unit}"
+        """The target as a condition: '≥ 0.70', '< 50 ms'; for a figure shown only, whose target it is."""
+        condition = f"{'≥' if self.higher_is_better else '<'} {_number(self.limit)}{self.unit}"
+        return f"none ({condition} is {self.shown_only}'s)" if self.shown_only else condition
 
 
 def machine(versions: dict[str, str]) -> dict[str, object]:
