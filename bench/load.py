@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .browser import Browser, Reply
 from .cpu import CpuMeter, CpuShare
@@ -73,6 +73,8 @@ class LoadResult:
     mode: str = field(default="window")
     cpu: CpuShare | None = None
     server_recycles: int = 0  # workers gunicorn restarted after max_requests during the run
+    # Every measured latency (ms) by step and "all", so runs can be merged; not written to the results.
+    latencies: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     @property
     def units_per_s(self) -> float:
@@ -286,12 +288,42 @@ def _combine(name: str, spec: LoadSpec, processes: int, begin: float, gathered: 
         units = len(measured)
         window = (max(e for _s, e in measured) - min(s for s, _e in measured)) if measured else 0.0
         mode = "count"
-    by_step = {name: percentiles([s[2] for s in kept if s[0] == index]) for index, name in enumerate(steps)}
-    by_step["all"] = percentiles([s[2] for s in kept])
+    latencies = {name: [s[2] for s in kept if s[0] == index] for index, name in enumerate(steps)}
+    latencies["all"] = [s[2] for s in kept]
     return LoadResult(
         name=name, clients=spec.clients, processes=processes, window_s=window, units=units, requests=len(kept),
-        errors=errors, error_messages=messages, steps=by_step,
+        errors=errors, error_messages=messages, steps={step: percentiles(ms) for step, ms in latencies.items()},
         reconnects=sum(part["counters"]["reconnects"] for part in gathered),
         units_started=sum(part["counters"]["started"] for part in gathered),
-        client_cpu_s=sum(part["cpu"] for part in gathered), mode=mode,
+        client_cpu_s=sum(part["cpu"] for part in gathered), mode=mode, latencies=latencies,
+    )
+
+
+def merge(name: str, parts: list[LoadResult]) -> LoadResult:
+    """Several runs of one server as one: windows, counts and errors added, latencies pooled, CPU shares
+    weighted by each run's length. A server's recycles are counted from its start, so the last run's count stands.
+    """
+    if len(parts) == 1:
+        return replace(parts[0], name=name)
+    first = parts[0]
+    latencies = {step: [ms for part in parts for ms in part.latencies.get(step, [])] for step in first.latencies}
+    shares = [part.cpu for part in parts if part.cpu is not None]
+    cpu = None
+    if shares:
+        seconds = sum(share.seconds for share in shares)
+
+        def mean(attribute: str) -> float:
+            return sum(getattr(share, attribute) * share.seconds for share in shares) / seconds if seconds else 0.0
+
+        cpu = CpuShare(seconds, mean("server_cores"), mean("database_cores"), mean("client_cores"),
+                       mean("other_cores"), shares[0].machine_cores)
+    return LoadResult(
+        name=name, clients=first.clients, processes=first.processes,
+        window_s=sum(part.window_s for part in parts), units=sum(part.units for part in parts),
+        requests=sum(part.requests for part in parts), errors=sum(part.errors for part in parts),
+        error_messages=[message for part in parts for message in part.error_messages][:MAX_MESSAGES],
+        steps={step: percentiles(ms) for step, ms in latencies.items()},
+        reconnects=sum(part.reconnects for part in parts), units_started=sum(part.units_started for part in parts),
+        client_cpu_s=sum(part.client_cpu_s for part in parts), mode=first.mode, cpu=cpu,
+        server_recycles=max(part.server_recycles for part in parts), latencies=latencies,
     )

@@ -120,6 +120,7 @@ def to_plain(value: object) -> object:
     """Dataclasses (with their useful properties) as plain dicts and lists for JSON."""
     if isinstance(value, LoadResult):
         plain = asdict(value)
+        del plain["latencies"]
         plain.update(units_per_s=value.units_per_s, requests_per_s=value.requests_per_s)
         return plain
     if isinstance(value, Target):

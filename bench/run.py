@@ -28,7 +28,7 @@ from .databases import (
     postgres_answers,
     postgres_seconds,
 )
-from .load import LoadResult, LoadSpec, run_load
+from .load import LoadResult, LoadSpec, merge, run_load
 from .minimal_sqlmodel import prepare as prepare_minimal
 from .scenarios import JOURNEY_STEPS, ScenarioSpec
 from .servers import ROOT, Server, alembic_upgrade, classgate_env, gunicorn_settings
@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="processes the clients are spread over (default: one per client)")
     load.add_argument("--warmup", type=float, default=5.0, help="seconds of warm-up before measuring (default 5)")
     load.add_argument("--duration", type=float, default=20.0, help="seconds measured (default 20)")
+    load.add_argument("--slices", type=int, default=3,
+                      help="Classgate's measured seconds and the minimal SQLModel app's are cut into this many "
+                           "slices, run in turn (baseline, Classgate, baseline, … baseline), each with its own "
+                           "warm-up (default 3; --journeys runs one)")
     load.add_argument("--journeys", type=int, default=None,
                       help="measure this many journeys (baselines: as many requests) instead of a time window")
     load.add_argument("--warmup-journeys", type=int, default=0, help="with --journeys: unmeasured ones first")
@@ -98,16 +102,24 @@ class Run:
         self.versions: dict[str, str] = {}
         self.flask: LoadResult | None = None
 
-    def spec(self, scenario: ScenarioSpec, requests_per_unit: int = 1) -> LoadSpec:
-        """The load settings for a scenario; in count mode a baseline makes as many requests as the journeys."""
+    @property
+    def slices(self) -> int:
+        """How many turns Classgate and the minimal SQLModel app take (one when counting journeys)."""
+        return 1 if self.args.journeys is not None else max(1, self.args.slices)
+
+    def spec(self, scenario: ScenarioSpec, requests_per_unit: int = 1, slices: int = 1) -> LoadSpec:
+        """The load settings for a scenario; in count mode a baseline makes as many requests as the journeys.
+
+        With slices, the measured seconds are shared between that many runs (the warm-up is not).
+        """
         a = self.args
         units = None if a.journeys is None else a.journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
         warm = a.warmup_journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
-        return LoadSpec(scenario, a.clients, a.client_processes or a.clients, a.warmup, a.duration, units, warm,
-                        a.requests_per_connection or None)
+        return LoadSpec(scenario, a.clients, a.client_processes or a.clients, a.warmup, a.duration / slices, units,
+                        warm, a.requests_per_connection or None)
 
     def drive(self, label: str, server: Server, scenario: ScenarioSpec, per_unit: int = 1,
-              postgres_url: str = "") -> LoadResult:
+              postgres_url: str = "", slices: int = 1) -> LoadResult:
         """Run the load against a server; its errors and the server log's errors count against the run."""
         progress(f"{label}: {self.args.clients} clients on {server.url}")
         database = functools.partial(postgres_seconds, postgres_url) if postgres_url else None
@@ -115,7 +127,7 @@ class Run:
         # them in a running deployment: the journeys fill a class from empty to thousands of members
         # within seconds, and plans made for an empty table would be measured instead of Classgate.
         analyze = functools.partial(analyze_database, postgres_url) if postgres_url else None
-        result = run_load(label, self.spec(scenario, per_unit), server.cpu_seconds, database, analyze)
+        result = run_load(label, self.spec(scenario, per_unit, slices), server.cpu_seconds, database, analyze)
         result.server_recycles = server.restarts()
         self.errors += [f"{label}: {message}" for message in result.error_messages]
         if result.errors > len(result.error_messages):
@@ -140,11 +152,12 @@ class Run:
             self.flask = self.drive("minimal Flask", server, ScenarioSpec("constant", server.url))
 
     def backend(self, backend: Backend) -> None:
-        """The SQLModel baseline, Classgate's journeys, the baseline again, and the batch timings on one database.
+        """The SQLModel baseline and Classgate's journeys in turn, the paced journeys, and the batch timings.
 
-        The baseline runs just before and just after Classgate's journeys, and the ratio is taken to
-        the mean of the two: this machine's speed drifts by a fifth or more within minutes, and one
-        baseline run a minute away from Classgate's would carry that drift into the ratio.
+        The baseline runs just before and just after each of Classgate's slices, and the ratio is taken
+        to the mean of the two: this machine's speed drifts by a fifth or more within minutes, and one
+        baseline run a minute away from Classgate's would carry that drift into the ratio. Slices
+        (--slices) spread both over the same minutes, so a slow stretch falls on both, not on one.
         """
         results: dict = {}
         self.backends[backend.name] = results
@@ -155,9 +168,14 @@ class Run:
         with Server(f"minimal-sqlmodel-{backend.name}", "bench.minimal_sqlmodel:app", minimal_env, self.workdir,
                     self.args.workers) as minimal:
             visits = ScenarioSpec("visit", minimal.url)
+            slices = self.slices
+
+            def part(number: int, runs: int = slices) -> str:
+                return f", slice {number} of {runs}" if slices > 1 else ""
+
             backend.settle()
-            results["minimal_sqlmodel"] = self.drive(f"minimal SQLModel [{backend.name}]", minimal, visits, 1,
-                                                     backend.postgres_url)
+            before = [self.drive(f"minimal SQLModel [{backend.name}]{part(1, slices + 1)}", minimal, visits, 1,
+                                 backend.postgres_url, slices)]
             env = classgate_env(backend.classgate_url, self.workdir)
             progress(f"Classgate [{backend.name}]: alembic upgrade head, school, group and codes through the CLI")
             alembic_upgrade(env)
@@ -170,14 +188,21 @@ class Run:
             if self.args.think:
                 paced_codes = dataset.import_codes(env, PACED_GROUP, self.paced_codes(), self.workdir)
             with Server(f"classgate-{backend.name}", "app:app", env, self.workdir, self.args.workers) as server:
-                scenario = ScenarioSpec("journey", server.url, JOURNEY_GROUP, setup.chat_url,
-                                        backend.classgate_url, tuple(codes))
-                backend.settle()
-                results["classgate"] = self.drive(f"Classgate journeys [{backend.name}]", server, scenario,
-                                                  REQUESTS_PER_JOURNEY, backend.postgres_url)
-                backend.settle()
-                results["minimal_sqlmodel_after"] = self.drive(
-                    f"minimal SQLModel again [{backend.name}]", minimal, visits, 1, backend.postgres_url)
+                journeys, after = [], []
+                for number in range(1, slices + 1):
+                    # Each slice its own codes and emails: a run numbers its journeys from 0 again.
+                    scenario = ScenarioSpec("journey", server.url, JOURNEY_GROUP, setup.chat_url,
+                                            backend.classgate_url, tuple(codes[number - 1::slices]), run=number)
+                    backend.settle()
+                    journeys.append(self.drive(f"Classgate journeys [{backend.name}]{part(number)}", server,
+                                               scenario, REQUESTS_PER_JOURNEY, backend.postgres_url, slices))
+                    backend.settle()
+                    label = f"minimal SQLModel again [{backend.name}]{part(number + 1, slices + 1)}"
+                    after.append(self.drive(label, minimal, visits, 1, backend.postgres_url, slices))
+                before += after[:-1]  # the baseline between two slices is after one and before the next
+                results["classgate"] = merge(f"Classgate journeys [{backend.name}]", journeys)
+                results["minimal_sqlmodel"] = merge(f"minimal SQLModel [{backend.name}]", before)
+                results["minimal_sqlmodel_after"] = merge(f"minimal SQLModel again [{backend.name}]", after)
                 if self.args.think:
                     scenario = ScenarioSpec("journey", server.url, PACED_GROUP, setup.chat_url,
                                             backend.classgate_url, tuple(paced_codes), self.args.think)

@@ -68,6 +68,7 @@ class ScenarioSpec:
     database_url: str = ""
     codes: tuple[str, ...] = field(default=(), repr=False)
     think_s: float = 0.0  # the mean pause before a journey and after each page, as a parent reads it
+    run: int = 0  # which of several runs with these codes' group: parents' emails differ between runs
 
     def share(self, index: int, parts: int) -> ScenarioSpec:
         """This spec for client process `index` of `parts`: its own slice of the codes."""
@@ -152,7 +153,7 @@ class JourneyScenario(Scenario):
             raise OutOfCodes(f"all {len(self.spec.codes)} codes of this client process are used")
         slug = self.spec.group_slug
         join, details, agree = f"/join/{slug}", f"/join/{slug}/details", f"/join/{slug}/agree"
-        email = f"parent-{self.process}-{ticket}@bench.example.com"
+        email = f"parent-{self.spec.run}-{self.process}-{ticket}@bench.example.com"
         browser.cookies.clear()
         self.pause()  # a parent opens the link from the letter when they get to it
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from bench import dataset, servers
 from bench.browser import Browser
-from bench.load import LoadSpec, run_load
+from bench.load import LoadResult, LoadSpec, merge, percentiles, run_load
 from bench.minimal_sqlmodel import Visit, make_engine, prepare
 from bench.scenarios import JOURNEY_STEPS, ScenarioSpec
 
@@ -148,3 +148,50 @@ def test_the_minimal_sqlmodel_apps_select_reads_its_index_however_large_the_tabl
     finally:
         engine.dispose()
     assert "ix_bench_visit_key_id" in plan, plan
+
+
+def test_in_slices_classgate_and_the_baseline_take_turns_and_each_slice_has_codes_of_its_own(database_url, tmp_path):
+    """Two slices of a timed run: baseline, Classgate, baseline, Classgate, baseline; no journey reuses a code."""
+    backend = backend_of(database_url)
+    command = [
+        sys.executable, "-m", "bench.run", "--backends", backend, "--clients", "2", "--client-processes", "1",
+        "--warmup", "0.5", "--duration", "2", "--slices", "2", "--codes", "400", "--existing-members", "0",
+        "--think", "0", "--skip-batch", "--out", str(tmp_path / "results"),
+        *(["--postgres-url", database_url] if backend == "postgresql" else []),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=RUN_SECONDS, check=False)  # noqa: S603
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    order = [line.split("] ", 1)[1].split(":")[0] for line in done.stderr.splitlines()
+             if "slice" in line and " clients on " in line]
+    assert order == [
+        f"minimal SQLModel [{backend}], slice 1 of 3", f"Classgate journeys [{backend}], slice 1 of 2",
+        f"minimal SQLModel again [{backend}], slice 2 of 3", f"Classgate journeys [{backend}], slice 2 of 2",
+        f"minimal SQLModel again [{backend}], slice 3 of 3",
+    ]
+    results = json.loads((tmp_path / "results" / "latest.json").read_text())
+    assert results["errors"] == []  # a code used twice would fail its journey at the code step
+    measured = results["backends"][backend]
+    journeys = measured["classgate"]
+    assert journeys["window_s"] == pytest.approx(2.0) and journeys["units"] > 0 and journeys["errors"] == 0
+    assert journeys["steps"]["all"]["count"] == journeys["requests"] and "latencies" not in journeys
+    assert measured["minimal_sqlmodel"]["window_s"] == pytest.approx(2.0)
+    assert measured["minimal_sqlmodel_after"]["window_s"] == pytest.approx(2.0)
+
+
+def test_merged_runs_pool_their_latencies_and_add_their_counts():
+    """A slow slice and a fast one: the merged p99 and max come from the slow one, the counts from both."""
+    def run(ms: list[float], window: float) -> LoadResult:
+        return LoadResult(
+            name="part", clients=2, processes=1, window_s=window, units=len(ms), requests=len(ms), errors=0,
+            error_messages=[], steps={"GET /": percentiles(ms), "all": percentiles(ms)}, reconnects=1,
+            units_started=len(ms), client_cpu_s=0.5, server_recycles=len(ms) // 100,
+            latencies={"GET /": ms, "all": ms},
+        )
+
+    fast, slow = run([1.0] * 100, 2.0), run([10.0] * 99 + [50.0], 3.0)
+    both = merge("both", [fast, slow])
+    assert both.name == "both" and both.window_s == 5.0 and both.requests == 200 and both.requests_per_s == 40.0
+    assert both.steps["all"].count == 200 and both.steps["all"].p50 == pytest.approx(5.5)
+    assert both.steps["GET /"].max == 50.0 and both.steps["GET /"].p99 == pytest.approx(10.0)
+    assert both.server_recycles == 1 and both.reconnects == 2
