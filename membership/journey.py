@@ -23,13 +23,19 @@ from .models import (
     Group,
     GroupBlock,
     GroupModerator,
+    GroupView,
     Membership,
+    MembershipView,
     Person,
+    PersonView,
     PolicyVersion,
+    PolicyVersionView,
     School,
+    SchoolView,
     Status,
     User,
     Verification,
+    read_views,
     utcnow,
 )
 from .states import ENDED, IllegalTransition, move, person_actor
@@ -83,8 +89,14 @@ class Proof:
 
 
 def live_membership(session: Session, group_id: int, email: str) -> Membership | None:
-    """A membership for this email in this group that has not ended, if any."""
-    return session.exec(_LIVE_MEMBERSHIP, params={"group_id": group_id, "email": email}).first()
+    """A membership for this email in this group that has not ended, if any.
+
+    Its id is read as a plain row, and the model loaded only when there is one: nearly every start
+    finds none. Plain rows skip the session's flush, which the changes a start makes before this
+    (statements of their own, run at once) do not need.
+    """
+    found = session.connection().execute(_LIVE_MEMBERSHIP, {"group_id": group_id, "email": email}).scalar()
+    return session.get(Membership, found) if found is not None else None
 
 
 # The journey's own lookups, built once: each runs on every start, and building a statement
@@ -92,7 +104,7 @@ def live_membership(session: Session, group_id: int, email: str) -> Membership |
 # The email's people first, then their place in the group by (person, group): both planners then
 # read a handful of index entries, never every member of the class (SQLite, with no statistics,
 # would otherwise start from the group; PostgreSQL too while its statistics say the class is empty).
-_LIVE_MEMBERSHIP = select(Membership).where(
+_LIVE_MEMBERSHIP = select(Membership.id).where(
     Membership.person_id.in_(select(Person.id).where(Person.email == bindparam("email"))),
     Membership.group_id == bindparam("group_id"),
     Membership.status.not_in([s.value for s in ENDED]),
@@ -175,18 +187,26 @@ _PROGRESS = {
 
 def progress(
     session: Session, slug: str, membership_id: int, *, lock: bool = False, documents: bool = False
-) -> tuple[Group, School, Membership, tuple[PolicyVersion, PolicyVersion] | None] | None:
+) -> tuple[
+    Group | GroupView, School | SchoolView, Membership | MembershipView,
+    tuple[PolicyVersion | PolicyVersionView, PolicyVersion | PolicyVersionView] | None,
+] | None:
     """The group a slug names, its school, its membership membership_id (with its person loaded), and
     with documents the code of conduct and data notice a parent agrees to today (else None).
 
     None when the slug names no group or the membership is not in it. With lock, the membership
-    is read under a row lock, as it stands once any other request holding it has finished.
+    is read under a row lock, as it stands once any other request holding it has finished, and
+    all are models, for the request to change. Without, they are rows to show (models.views).
     policies.NoPolicy when documents are asked for and the school has not published one of them.
     """
     if not schools.SLUG.fullmatch(slug or ""):
         return None
     statement = _PROGRESS[documents, lock]
-    row = session.exec(statement, params={"slug": slug, "membership_id": membership_id}).first()
+    params = {"slug": slug, "membership_id": membership_id}
+    if lock:
+        row = session.exec(statement, params=params).first()
+    else:
+        row = read_views(session.connection().execute(statement, params).first(), *_VIEWS[: 6 if documents else 4])
     if row is None:
         return None
     if not documents:
@@ -195,6 +215,9 @@ def progress(
         if version is None:
             raise policies.NoPolicy(kind)
     return row[0], row[1], row[2], (row[4], row[5])
+
+
+_VIEWS = (GroupView, SchoolView, MembershipView, PersonView, PolicyVersionView, PolicyVersionView)
 
 
 def invitation_problem(invitation: CarerInvitation) -> str | None:
@@ -231,7 +254,7 @@ def _consume_invitation(session: Session, invitation_id: int, email: str) -> Car
 
 def start(
     session: Session,
-    group: Group,
+    group: Group | GroupView,
     proof: Proof,
     *,
     name: str,
@@ -248,7 +271,7 @@ def start(
     # SQLite's writer lock), so two at once cannot both pass the live-membership check below,
     # whose statement comes after the lock. Starts by other parents do not wait for each other.
     locking = session.get_bind().dialect.name == "postgresql"
-    checks = session.exec(_LOCKING_START_CHECKS if locking else _START_CHECKS, params={
+    checks = session.connection().execute(_LOCKING_START_CHECKS if locking else _START_CHECKS, {
         "group_id": group.id, "start_key": _start_key(group.id, email), **privacy.block_keys(email, mobile),
         "code_id": proof.code_id if proof.method == Verification.CODE else None,
         "invitation_id": proof.invitation_id if proof.method == Verification.INVITATION else None,
@@ -296,7 +319,7 @@ def start(
     return membership
 
 
-def _withdraw_unconfirmed(session: Session, group: Group, membership_id: int) -> None:
+def _withdraw_unconfirmed(session: Session, group: Group | GroupView, membership_id: int) -> None:
     """Starting again in the same browser (a mistyped email, say) ends the earlier unconfirmed start.
 
     Without this, each retry would hold one of the code's uses for 24 hours and could lock the
@@ -319,7 +342,7 @@ def verification_token(membership: Membership) -> str:
     return tokens.issue("verify-email", {"m": membership.id})
 
 
-def send_verification(session: Session, group: Group, membership: Membership, person: Person) -> None:
+def send_verification(session: Session, group: Group | GroupView, membership: Membership, person: Person) -> None:
     """Queue the 'confirm your email' message (also used to resend it)."""
     mail.queue(
         session, person.email, "verify_email", kind="verify-email", person_id=person.id,
@@ -329,7 +352,7 @@ def send_verification(session: Session, group: Group, membership: Membership, pe
     )
 
 
-def send_continue(session: Session, group: Group, membership: Membership) -> None:
+def send_continue(session: Session, group: Group | GroupView, membership: Membership) -> None:
     """Email a parent who started again a link back to where they are, without telling the browser."""
     person = session.get(Person, membership.person_id)
     mail.queue(

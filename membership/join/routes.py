@@ -7,7 +7,18 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from .. import codes, journey, policies, tokens
 from ..db import get_session, reads_on_post, writes_on_get
 from ..extensions import limiter
-from ..models import CarerInvitation, Child, Group, Membership, PolicyVersion, School, Status, Verification
+from ..models import (
+    CarerInvitation,
+    Child,
+    Group,
+    GroupView,
+    Membership,
+    PolicyVersion,
+    School,
+    SchoolView,
+    Status,
+    Verification,
+)
 from ..schools import group_and_school, group_with_code
 from ..states import IllegalTransition
 from . import bp
@@ -43,21 +54,21 @@ def _mail_limit() -> str:
     return current_app.config["MAIL_LIMIT_PER_CLIENT"]
 
 
-def load_group(slug: str) -> tuple[Group, School]:
-    """The group a join URL names, with its school; 404 when there is none."""
+def load_group(slug: str) -> tuple[GroupView, SchoolView]:
+    """The group a join URL names, with its school, as rows to show; 404 when there is none."""
     found = group_and_school(get_session(), slug)
     if found is None:
         abort(404)
     return found
 
 
-def _journey(group: Group) -> dict:
+def _journey(group: Group | GroupView) -> dict:
     """This browser's progress through this group's journey (a signed cookie)."""
     data = session.get("journey") or {}
     return data if data.get("g") == group.id else {}
 
 
-def _save_journey(group: Group, **values) -> None:
+def _save_journey(group: Group | GroupView, **values) -> None:
     """Record progress; an earlier unconfirmed start in this browser is remembered as `prev`."""
     earlier = _journey(group).get("mid") or _journey(group).get("prev")
     if earlier and "mid" not in values:
@@ -66,7 +77,7 @@ def _save_journey(group: Group, **values) -> None:
 
 
 def load_progress(slug: str, *, lock: bool = False, documents: bool = False) -> tuple[
-    Group, School, Membership | None, tuple[PolicyVersion, PolicyVersion] | None
+    Group | GroupView, School | SchoolView, Membership | None, tuple[PolicyVersion, PolicyVersion] | None
 ]:
     """The group a join URL names, its school, and the membership this browser started in it (or None).
 
@@ -83,7 +94,7 @@ def load_progress(slug: str, *, lock: bool = False, documents: bool = False) -> 
     return group, school, None, None
 
 
-def _next_step(group: Group, membership: Membership):
+def _next_step(group: Group | GroupView, membership: Membership):
     """Where a parent who has got this far belongs."""
     status = Status(membership.status)
     if status == Status.DETAILS_GIVEN:
@@ -153,7 +164,7 @@ def use_invitation(slug: str, token: str):
     return _invitation_unusable(group, school, reason)
 
 
-def _invitation_unusable(group: Group, school: School, reason: str):
+def _invitation_unusable(group: Group | GroupView, school: School | SchoolView, reason: str):
     """The page for a personal invitation that cannot be used: 404 if it is not one of ours, else 410."""
     return (
         render_template("join/invitation_unusable.html", group=group, school=school, reason=reason),

@@ -1,6 +1,6 @@
 """SQLModel tables, split by domain; import from here."""
 
-from .base import UTCDateTime, utcnow
+from .base import UTCDateTime, read_view, read_views, utcnow
 from .concerns import (
     CONCERN_STATUS_LABELS,
     INCIDENT_LABELS,
@@ -34,6 +34,15 @@ from .school import (
     School,
     User,
 )
+from .views import (
+    EnrolmentCodeView,
+    GroupView,
+    InviteView,
+    MembershipView,
+    PersonView,
+    PolicyVersionView,
+    SchoolView,
+)
 
 __all__ = [
     "CONCERN_STATUS_LABELS", "Concern", "ConcernStatus", "ConcernUpdate", "INCIDENT_LABELS", "Incident",
@@ -41,5 +50,6 @@ __all__ = [
     "CarerBlock", "CarerInvitation", "Child", "DOCUMENT_TITLES", "DocumentKind", "EnrolmentCode", "Group", "GroupBlock",
     "GroupModerator", "Invite", "LedgerEntry", "LedgerHead", "Membership", "OutboxMessage",
     "PLATFORM_LABELS", "Person", "Platform", "PolicyVersion", "Role", "School", "Status",
-    "UTCDateTime", "User", "Verification", "sort_name", "utcnow",
+    "UTCDateTime", "User", "Verification", "read_view", "read_views", "sort_name", "utcnow",
+    "EnrolmentCodeView", "GroupView", "InviteView", "MembershipView", "PersonView", "PolicyVersionView", "SchoolView",
 ]
