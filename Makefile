@@ -38,7 +38,7 @@ test: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
 
-# Classgate's parent journeys under load beside two minimal apps, and batch timings (about 5 minutes).
+# Classgate's parent journeys under load beside two minimal apps, and batch timings (about 8 minutes).
 # Results in bench/results/; BENCH_ARGS="--backends sqlite --duration 10" and the like change the run.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
