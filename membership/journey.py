@@ -191,8 +191,9 @@ def progress(
     Group | GroupView, School | SchoolView, Membership | MembershipView,
     tuple[PolicyVersion | PolicyVersionView, PolicyVersion | PolicyVersionView] | None,
 ] | None:
-    """The group a slug names, its school, its membership membership_id (with its person loaded), and
-    with documents the code of conduct and data notice a parent agrees to today (else None).
+    """The group a slug names, its school, its membership membership_id (locked: with its person
+    loaded too), and with documents the code of conduct and data notice a parent agrees to today
+    (else None).
 
     None when the slug names no group or the membership is not in it. With lock, the membership
     is read under a row lock, as it stands once any other request holding it has finished, and
