@@ -87,7 +87,7 @@ def find(session: Session, raw: str, group_id: int) -> EnrolmentCode:
 def usable(session: Session, code: str | None, digest: str, row: EnrolmentCode | None) -> EnrolmentCode:
     """The code row found for what was typed (see typed), if it can be used; else raise CodeRefused.
 
-    row may be the model or its read view (schools.EnrolmentCodeView): only its columns are read.
+    row may be the model or its read view (models.EnrolmentCodeView): only its columns are read.
     """
     if code is None or row is None or not hmac.compare_digest(row.code_hmac, digest):
         raise CodeRefused()
