@@ -12,6 +12,7 @@ import itertools
 import multiprocessing
 import os
 import queue
+import random
 import signal
 import statistics
 import threading
@@ -41,6 +42,9 @@ class LoadSpec:
     warmup_units: int = 0
     # Each client opens a new connection after this many requests (None: one connection per client).
     requests_per_connection: int | None = None
+    # In a timed run, each client starts at its own seeded moment within this many seconds of the
+    # warm-up (at most half of it), not all in the same instant: see start_offsets.
+    start_spread_s: float = 1.0
 
 
 @dataclass
@@ -167,6 +171,20 @@ def _wait_until_ready(results, children: list) -> None:
         ready += 1
 
 
+def start_offsets(spec: LoadSpec) -> list[float]:
+    """When each client starts, in seconds after the shared start: seeded, spread over the warm-up's start.
+
+    Clients that all begin their first journey in the same instant stay in step for the whole run,
+    because the server answers waiting requests in turn and each client sends its next one only
+    then: the sixteen details forms arrive together, queue behind one another, and the step's
+    latency is that of a stampede. Started at random moments, they are at different steps of their
+    journeys, as the parents of a class are. A run counting units, or with no warm-up, starts them at once.
+    """
+    spread = min(spec.start_spread_s, spec.warmup_s / 2) if spec.units is None else 0.0
+    seeded = random.Random(spec.clients)  # noqa: S311 - pacing, not a secret
+    return [seeded.uniform(0.0, spread) if spread > 0 else 0.0 for _ in range(spec.clients)]
+
+
 def _share(total: int, index: int, parts: int) -> int:
     """Client process `index`'s part of `total`."""
     return total // parts + (1 if index < total % parts else 0)
@@ -187,7 +205,10 @@ def _client_process(
     results.put("ready")
     go.wait()
     try:
-        results.put(_Clients(spec, scenario, units, warm, start_at.value).run(clients))
+        offsets = start_offsets(spec)
+        # Client n of this process is client n * processes + index of the whole run.
+        mine = [offsets[n * processes + index] for n in range(clients)]
+        results.put(_Clients(spec, scenario, units, warm, start_at.value).run(mine))
     finally:
         scenario.close()
 
@@ -206,10 +227,13 @@ class _Clients:
         self.errors: list[str] = []
         self.counters = {"errors": 0, "reconnects": 0, "started": 0}
 
-    def run(self, clients: int) -> dict:
-        """Run the client threads to the end of the window (or of the units); what they measured, picklable."""
+    def run(self, offsets: list[float]) -> dict:
+        """Run one client thread per start offset to the end of the window (or of the units); what they
+        measured, picklable.
+        """
         cpu_before = time.process_time()
-        threads = [threading.Thread(target=self.client, name=f"client-{n}", daemon=True) for n in range(clients)]
+        threads = [threading.Thread(target=self.client, args=(self.begin + offset,), name=f"client-{n}", daemon=True)
+                   for n, offset in enumerate(offsets)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -225,10 +249,11 @@ class _Clients:
             return ticket if ticket < self.warm + self.units else None
         return ticket if time.monotonic() < self.measure_to else None
 
-    def client(self) -> None:
-        """One client: its own connection and cookies, unit after unit until told to stop."""
+    def client(self, start: float) -> None:
+        """One client: its own connection and cookies, from `start`, unit after unit until told to stop."""
         browser = Browser(self.spec.scenario.base_url, requests_per_connection=self.spec.requests_per_connection)
-        while time.monotonic() < self.begin:
+        time.sleep(max(0.0, start - time.monotonic() - 0.005))
+        while time.monotonic() < start:
             time.sleep(0.001)
         try:
             while (ticket := self.next_ticket()) is not None:

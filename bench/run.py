@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     load.add_argument("--client-processes", type=int, default=None,
                       help="processes the clients are spread over (default: one per client)")
     load.add_argument("--warmup", type=float, default=5.0, help="seconds of warm-up before measuring (default 5)")
+    load.add_argument("--start-spread", type=float, default=1.0,
+                      help="each client starts at a seeded random moment within this many seconds of the warm-up "
+                           "(at most half of it), so clients are at different steps of their journeys "
+                           "(default 1; 0 starts them all at once)")
     load.add_argument("--duration", type=float, default=20.0, help="seconds measured (default 20)")
     load.add_argument("--slices", type=int, default=3,
                       help="Classgate's measured seconds and the minimal SQLModel app's are cut into this many "
@@ -116,7 +120,7 @@ class Run:
         units = None if a.journeys is None else a.journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
         warm = a.warmup_journeys * (REQUESTS_PER_JOURNEY // requests_per_unit)
         return LoadSpec(scenario, a.clients, a.client_processes or a.clients, a.warmup, a.duration / slices, units,
-                        warm, a.requests_per_connection or None)
+                        warm, a.requests_per_connection or None, a.start_spread)
 
     def drive(self, label: str, server: Server, scenario: ScenarioSpec, per_unit: int = 1,
               postgres_url: str = "", slices: int = 1) -> LoadResult:
@@ -394,6 +398,7 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
             load_before: str) -> dict:
     """Everything the run found, with the settings and machine it ran with, for the table and the files."""
     settings = gunicorn_settings(args.workers)
+    spread = min(args.start_spread, args.warmup / 2)  # as bench.load.start_offsets caps it
     return {
         "started_at": started_at,
         "command": "make bench" if os.environ.get("MAKELEVEL") else "python -m bench.run " + shlex.join(sys.argv[1:]),
@@ -411,6 +416,7 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
         ),
         "load": {"existing_members": args.existing_members,
                  "clients": args.clients, "client_processes": args.client_processes, "warmup_s": args.warmup,
+                 "start_spread_s": args.start_spread,
                  "duration_s": args.duration, "journeys": args.journeys,
                  "requests_per_connection": args.requests_per_connection, "warmup_journeys": args.warmup_journeys,
                  "think_s": args.think},
@@ -423,7 +429,9 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
                if args.requests_per_connection else "one kept-alive http.client connection each; ")
             + (f"{args.journeys} measured journeys (baselines: {args.journeys * REQUESTS_PER_JOURNEY} requests) "
                f"after {args.warmup_journeys} unmeasured" if args.journeys is not None
-               else f"{args.warmup:g} s warm-up, {args.duration:g} s measured")
+               else f"{args.warmup:g} s warm-up, {args.duration:g} s measured"
+               + (f", each client starting at its own seeded moment in the first {spread:g} s of the warm-up"
+                  if spread > 0 else ", every client starting at once"))
             + f"; the clients share the {os.cpu_count()} cores with the servers"
             + (f"; Classgate's database already holds {args.existing_members:,} members of another school"
                if args.existing_members else "")

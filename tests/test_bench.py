@@ -9,6 +9,10 @@ import json
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -16,7 +20,7 @@ from sqlalchemy import select, text
 
 from bench import dataset, servers
 from bench.browser import Browser
-from bench.load import LoadResult, LoadSpec, merge, percentiles, run_load
+from bench.load import LoadResult, LoadSpec, merge, percentiles, run_load, start_offsets
 from bench.minimal_sqlmodel import Visit, make_engine, prepare
 from bench.scenarios import JOURNEY_STEPS, ScenarioSpec
 
@@ -95,19 +99,19 @@ def test_a_journey_that_does_not_reach_the_chat_counts_as_an_error(database_url,
     assert all(message.startswith("agree POST: expected 303 to /invite/") for message in result.error_messages)
     assert result.steps["agree POST"].count == 2 and result.steps["invite GET"].count == 0
 
-def test_a_bench_client_opens_a_new_connection_after_so_many_requests():
-    """Every few requests a new connection, as a new parent's phone would: a recycled worker cannot keep them all."""
-    peers: list[int] = []
+@contextmanager
+def keep_alive_server(body: bytes, seen: list[tuple[int, float]]) -> Iterator[str]:
+    """A local HTTP/1.1 server answering every GET with `body`; each request's client port and moment go in `seen`."""
 
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive
+        protocol_version = "HTTP/1.1"  # keep-alive: a client's requests share a connection, so a port
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server hook
-            peers.append(self.client_address[1])
+            seen.append((self.client_address[1], time.monotonic()))
             self.send_response(200)
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(body)
 
         def log_message(self, *_args) -> None:
             pass
@@ -115,23 +119,52 @@ def test_a_bench_client_opens_a_new_connection_after_so_many_requests():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_bench_client_opens_a_new_connection_after_so_many_requests():
+    """Every few requests a new connection, as a new parent's phone would: a recycled worker cannot keep them all."""
+    seen: list[tuple[int, float]] = []
+    with keep_alive_server(b"ok", seen) as url:
         churning = Browser(url, requests_per_connection=3)
         for _ in range(7):
             assert churning.get("/").body == b"ok"
         churning.close()
+        peers = [port for port, _moment in seen]
         assert [len({*peers[i:i + 3]}) for i in (0, 3, 6)] == [1, 1, 1]
         assert len(set(peers)) == 3  # requests 1-3, 4-6 and 7 each on a connection of their own
 
-        peers.clear()
+        seen.clear()
         keeping = Browser(url)
         for _ in range(7):
             keeping.get("/")
         keeping.close()
-        assert len(peers) == 7 and len(set(peers)) == 1
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert len(seen) == 7 and len({port for port, _moment in seen}) == 1
+
+
+def test_the_clients_of_a_timed_run_start_at_their_own_seeded_moments_in_the_warm_up():
+    """Not all at once: clients starting together stay in step through their journeys, a stampede, not a class."""
+    seen: list[tuple[int, float]] = []
+    with keep_alive_server(b"Hello from Flask", seen) as url:
+        spec = LoadSpec(ScenarioSpec("constant", url), clients=6, processes=2, warmup_s=1.6, duration_s=0.2,
+                        start_spread_s=0.8)
+        result = run_load("spread", spec)
+
+    first_seen: dict[int, float] = {}
+    for port, moment in seen:
+        first_seen.setdefault(port, moment)  # one kept-alive connection, so one port, per client
+    assert result.errors == 0 and len(first_seen) == 6
+    offsets = sorted(start_offsets(spec))
+    assert offsets[-1] - offsets[0] > 0.3  # the seeded moments themselves are spread out
+    firsts = sorted(first_seen.values())
+    for offset, moment in zip(offsets, firsts, strict=True):
+        assert abs((moment - firsts[0]) - (offset - offsets[0])) < 0.1
+    # Counting units, or with no warm-up, every client starts at once.
+    assert set(start_offsets(replace(spec, units=10))) == {0.0}
+    assert set(start_offsets(replace(spec, warmup_s=0.0))) == {0.0}
 
 
 def test_the_minimal_sqlmodel_apps_select_reads_its_index_however_large_the_table(database_url):
