@@ -176,7 +176,7 @@ def start_offsets(spec: LoadSpec) -> list[float]:
 
     Clients that all begin their first journey in the same instant stay in step for the whole run,
     because the server answers waiting requests in turn and each client sends its next one only
-    then: the sixteen details forms arrive together, queue behind one another, and the step's
+    then: the details forms arrive close together, queue behind one another, and that step's
     latency is that of a stampede. Started at random moments, they are at different steps of their
     journeys, as the parents of a class are. A run counting units, or with no warm-up, starts them at once.
     """
