@@ -171,6 +171,11 @@ def _wait_until_ready(results, children: list) -> None:
         ready += 1
 
 
+def start_window(spread_s: float, warmup_s: float) -> float:
+    """The seconds a timed run's clients start over: the spread asked for, at most half the warm-up."""
+    return max(0.0, min(spread_s, warmup_s / 2))
+
+
 def start_offsets(spec: LoadSpec) -> list[float]:
     """When each client starts, in seconds after the shared start: seeded, spread over the warm-up's start.
 
@@ -180,7 +185,7 @@ def start_offsets(spec: LoadSpec) -> list[float]:
     latency is that of a stampede. Started at random moments, they are at different steps of their
     journeys, as the parents of a class are. A run counting units, or with no warm-up, starts them at once.
     """
-    spread = min(spec.start_spread_s, spec.warmup_s / 2) if spec.units is None else 0.0
+    spread = start_window(spec.start_spread_s, spec.warmup_s) if spec.units is None else 0.0
     seeded = random.Random(spec.clients)  # noqa: S311 - pacing, not a secret
     return [seeded.uniform(0.0, spread) if spread > 0 else 0.0 for _ in range(spec.clients)]
 

@@ -28,7 +28,7 @@ from .databases import (
     postgres_answers,
     postgres_seconds,
 )
-from .load import LoadResult, LoadSpec, merge, run_load
+from .load import LoadResult, LoadSpec, merge, run_load, start_window
 from .minimal_sqlmodel import prepare as prepare_minimal
 from .scenarios import JOURNEY_STEPS, ScenarioSpec
 from .servers import ROOT, Server, alembic_upgrade, classgate_env, gunicorn_settings
@@ -398,7 +398,7 @@ def summary(args: argparse.Namespace, run: Run, notes: list[str], started_at: st
             load_before: str) -> dict:
     """Everything the run found, with the settings and machine it ran with, for the table and the files."""
     settings = gunicorn_settings(args.workers)
-    spread = min(args.start_spread, args.warmup / 2)  # as bench.load.start_offsets caps it
+    spread = start_window(args.start_spread, args.warmup)
     return {
         "started_at": started_at,
         "command": "make bench" if os.environ.get("MAKELEVEL") else "python -m bench.run " + shlex.join(sys.argv[1:]),
